@@ -1,0 +1,84 @@
+# fsp — build, run, test.
+#
+#   make            library (static + shared), file systems, tools, examples -> build/
+#   make run        build, then mount fsp-memfs at ./mnt in the foreground (Ctrl-C unmounts)
+#   make check      build, install missing test dependencies, run every test
+#   make asan|ubsan|tsan   sanitizer variants of everything, in build-<variant>/
+#
+# Layout: lib/*.c is the library (one file per layer), include/fsp/ its public
+# headers, fs/<name>/*.c one program per file system, tools/<name>/*.c one
+# program per tool, examples/*.c one program per file, tests/ the test suites.
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+CFLAGS_BASE = -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -D_GNU_SOURCE \
+              -Iinclude -Ilib -pthread -fPIC $(SAN)
+CFLAGS  ?=
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+LDFLAGS ?=
+LDLIBS  = -pthread
+
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+HDRS     = $(wildcard include/fsp/*.h lib/*.h)
+
+FS_NAMES    = $(notdir $(wildcard fs/*))
+TOOL_NAMES  = $(notdir $(wildcard tools/*))
+EX_NAMES    = $(basename $(notdir $(wildcard examples/*.c)))
+UNIT_NAMES  = $(basename $(notdir $(wildcard tests/unit/*.c)))
+
+FS_BIN   = $(foreach n,$(FS_NAMES),$(BUILD)/fsp-$(n))
+TOOL_BIN = $(foreach n,$(TOOL_NAMES),$(BUILD)/$(n))
+EX_BIN   = $(foreach n,$(EX_NAMES),$(BUILD)/$(n))
+UNIT_BIN = $(foreach n,$(UNIT_NAMES),$(BUILD)/unit/$(n))
+
+.PHONY: all run check check-quick deps asan ubsan tsan clean soak
+all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN)
+
+$(BUILD)/lib/%.o: lib/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -DFSP_BUILDING_LIB -c $< -o $@
+
+$(BUILD)/libfsp.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libfsp.so: $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libfsp.so.0 $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+# Programs link the static library so that they run from build/ without
+# LD_LIBRARY_PATH; the shared library is checked separately (exports test).
+define prog_rule
+$(1): $(2) $(BUILD)/libfsp.a $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $(2) $(BUILD)/libfsp.a -o $$@ $$(LDFLAGS) $$(LDLIBS) $(3)
+endef
+$(foreach n,$(FS_NAMES),$(eval $(call prog_rule,$(BUILD)/fsp-$(n),$(wildcard fs/$(n)/*.c),)))
+$(foreach n,$(TOOL_NAMES),$(eval $(call prog_rule,$(BUILD)/$(n),$(wildcard tools/$(n)/*.c),-lm)))
+$(foreach n,$(EX_NAMES),$(eval $(call prog_rule,$(BUILD)/$(n),examples/$(n).c,)))
+$(foreach n,$(UNIT_NAMES),$(eval $(call prog_rule,$(BUILD)/unit/$(n),tests/unit/$(n).c,)))
+
+run: all
+	@mkdir -p mnt
+	./$(BUILD)/fsp-memfs -f mnt
+
+deps:
+	@sh tests/deps.sh
+
+check: all deps
+	@BUILD=$(BUILD) sh tests/run.sh
+
+check-quick: all
+	@BUILD=$(BUILD) FSP_QUICK=1 sh tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+ubsan:
+	$(MAKE) BUILD=build-ubsan OPT=-O1 SAN="-fsanitize=undefined -fno-sanitize-recover=undefined"
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread"
+
+clean:
+	rm -rf build build-asan build-ubsan build-tsan

@@ -1,0 +1,121 @@
+/* fsp/session.h — a mounted file system: options, mount, run, unmount.
+ *
+ * Lifecycle (all from one thread, the "main" thread, unless written):
+ *
+ *   fsp_config_init(&cfg);              defaults
+ *   fsp_config_parse(&cfg, argc, argv)  FUSE-style command line (optional)
+ *   fsp_session_new(&ops, &cfg, root, userdata, &s)
+ *   fsp_session_mount(s)                mount(2) as root, fusermount3 otherwise
+ *   fsp_session_run(s)                  serve until unmounted or signalled
+ *   fsp_session_free(s)                 unmount if needed, release every open
+ *                                       handle and forget every node (each
+ *                                       exactly once), then ops->destroy
+ *
+ * fsp_main() does all of it for the common case.
+ */
+#ifndef FSP_SESSION_H
+#define FSP_SESSION_H
+
+#include <fsp/common.h>
+#include <fsp/ops.h>
+
+/* A -o option the library does not know is offered to the file system
+ * through this hook: return 1 if taken, 0 if unknown (an error), or a
+ * negative errno if the value is bad (the library prints the message). */
+typedef int (*fsp_opt_hook)(void *userdata, const char *key, const char *value);
+
+struct fsp_config {
+	const char *mountpoint;  /* required; borrowed, must outlive the session */
+	const char *fsname;      /* shown in /proc/mounts (default: program name) */
+	const char *subtype;     /* type becomes fuse.<subtype> (default: program name) */
+	int foreground;          /* -f: stay in the foreground */
+	int debug;               /* -d: trace every request to stderr (implies -f) */
+	int threads;             /* -o threads=N; 0 = from the CPU count */
+	int read_only;           /* -o ro */
+	int allow_other;         /* -o allow_other */
+	int default_permissions; /* kernel checks permissions (default 1; -o no_default_permissions) */
+	int writeback_cache;     /* -o writeback_cache: the kernel caches writes */
+	int auto_unmount;        /* unused by the library for now; accepted */
+	unsigned max_write;      /* -o max_write=BYTES (default 1 MiB) */
+	double entry_timeout;    /* -o entry_timeout=S (default 1.0) */
+	double attr_timeout;     /* -o attr_timeout=S (default 1.0) */
+	double negative_timeout; /* -o negative_timeout=S (default 0) */
+	int handle_signals;      /* SIGINT/SIGTERM/SIGHUP unmount (default 1) */
+	int stats_socket;        /* serve `fspctl stats` (default 1) */
+	int passthrough;         /* ask the kernel for passthrough I/O (fs sets) */
+	const char *mount_opts;  /* extra options passed to mount as-is (borrowed) */
+};
+
+/* Defaults into *cfg. */
+FSP_API void fsp_config_init(struct fsp_config *cfg);
+
+/* Parse a FUSE-style command line: [options] MOUNTPOINT, where options are
+ * -f, -d, -s (one thread), -o opt[,opt...], -h/--help, -V/--version.
+ * Non-option arguments before the last are returned in order through
+ * args/nargs (pointers into argv; may be NULL if none are expected); the last
+ * is the mount point. -o options the library does not know go to hook.
+ * Returns 0, 1 when --help or --version was handled (print nothing more, exit
+ * 0), or -EINVAL after printing a one-line message naming the problem.
+ * usage: the program's own help text, printed before the library's options. */
+FSP_API int fsp_config_parse(struct fsp_config *cfg, int argc, char **argv,
+			     const char *usage, fsp_opt_hook hook, void *hook_data,
+			     char **args, int max_args, int *nargs);
+
+/* Print the options the library knows, for a --help text. */
+FSP_API void fsp_config_help(void);
+
+/* Make a session. ops and cfg are copied; root is the file system's root
+ * object (node FSP_ROOT_INO); userdata is returned by fsp_session_userdata().
+ * Returns 0 and *out, or -ENOMEM / -EINVAL. */
+FSP_API int fsp_session_new(const struct fsp_operations *ops, const struct fsp_config *cfg,
+			    void *root, void *userdata, fsp_session **out);
+
+/* Mount at cfg->mountpoint. Prints a clear message and returns a negative
+ * errno when the mount point is missing, not a directory, busy, stale
+ * (-ENOTCONN; the message suggests `fusermount3 -u`), when /dev/fuse is
+ * missing, or when mounting is not permitted. */
+FSP_API int fsp_session_mount(fsp_session *s);
+
+/* Serve requests on cfg->threads workers until the file system is unmounted,
+ * a signal asks to stop, or fsp_session_exit() is called. Returns 0 on a
+ * clean end, a negative errno on a fatal device error. */
+FSP_API int fsp_session_run(fsp_session *s);
+
+/* Ask run() to stop: unmounts (lazily) so that the kernel ends the session.
+ * Async-signal-safe; any thread. */
+FSP_API void fsp_session_exit(fsp_session *s);
+
+/* Unmount if still mounted, release and forget everything, call destroy,
+ * free the session. NULL is a no-op. */
+FSP_API void fsp_session_free(fsp_session *s);
+
+FSP_API void *fsp_session_userdata(const fsp_session *s);
+FSP_API const struct fsp_config *fsp_session_config(const fsp_session *s);
+
+/* Counters, readable at any time from any thread (also from outside with
+ * `fspctl stats MOUNTPOINT`). */
+struct fsp_stats {
+	uint64_t nodes;      /* nodes the library holds (the root included) */
+	uint64_t handles;    /* open file and directory handles */
+	uint64_t inflight;   /* requests being served now */
+	uint64_t requests;   /* requests served in all */
+	uint64_t errors;     /* of those, answered with an error */
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+};
+FSP_API void fsp_session_stats(fsp_session *s, struct fsp_stats *st);
+
+/* Everything for the common program: parse argv (starting from *defaults
+ * when not NULL, else fsp_config_init), mount, detach into the background
+ * unless -f, serve, clean up. -o options the library does not know go to
+ * hook(userdata, ...). Returns the process exit status (0, 1 on failure, 2 on
+ * bad usage). */
+FSP_API int fsp_main(int argc, char **argv, const struct fsp_operations *ops,
+		     void *root, void *userdata, const char *usage,
+		     fsp_opt_hook hook, const struct fsp_config *defaults);
+
+/* Log a line to stderr (and syslog when detached) with the program name.
+ * level: 0 error, 1 warning, 2 info, 3 debug. */
+FSP_API void fsp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
