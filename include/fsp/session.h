@@ -44,6 +44,7 @@ struct fsp_config {
 	int stats_socket;        /* serve `fspctl stats` (default 1) */
 	int passthrough;         /* ask the kernel for passthrough I/O (fs sets) */
 	const char *mount_opts;  /* extra options passed to mount as-is (borrowed) */
+	unsigned long mount_flags; /* MS_* flags; nosuid,nodev by default (-o suid,dev) */
 };
 
 /* Defaults into *cfg. */
@@ -104,6 +105,14 @@ struct fsp_stats {
 	uint64_t bytes_written;
 };
 FSP_API void fsp_session_stats(fsp_session *s, struct fsp_stats *st);
+
+/* From any process: ask the fsp file system mounted at mountpoint for its
+ * counters, as "key value\n" lines (the keys of struct fsp_stats, then
+ * per-opcode counts "op.NAME N" / "err.NAME N", then the file system's own).
+ * Does not touch the mounted file system itself, so it answers even when the
+ * file system is stuck. Returns the length written into buf (NUL-terminated,
+ * truncated to size-1), or -ENOENT (no fsp mount there), -ECONNREFUSED, ... */
+FSP_API int fsp_stats_query(const char *mountpoint, char *buf, size_t size);
 
 /* Everything for the common program: parse argv (starting from *defaults
  * when not NULL, else fsp_config_init), mount, detach into the background

@@ -1,0 +1,503 @@
+/* session.c — a session's life: options, new, mount, run, exit, free, and
+ * fsp_main for the common program.
+ *
+ * Invariants:
+ *  - Only the main thread calls new/mount/run/free; fsp_session_exit may come
+ *    from a signal handler or any thread (it only sets a flag).
+ *  - free() runs the end in one order: workers joined, stats socket closed,
+ *    unmount, every open handle released, every node forgotten, destroy,
+ *    device fd closed. So no callback can run after destroy.
+ */
+#include "fsp_i.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options ---- */
+
+void fsp_config_init(struct fsp_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->default_permissions = 1;
+	c->max_write = 1024 * 1024;
+	c->entry_timeout = 1.0;
+	c->attr_timeout = 1.0;
+	c->handle_signals = 1;
+	c->stats_socket = 1;
+	c->mount_flags = MS_NOSUID | MS_NODEV;
+}
+
+void fsp_config_help(void)
+{
+	fputs("General options:\n"
+	      "  -h, --help             print this help and exit\n"
+	      "  -V, --version          print the version and exit\n"
+	      "  -f                     stay in the foreground\n"
+	      "  -d                     trace every request to stderr (implies -f)\n"
+	      "  -s                     serve with one thread (same as -o threads=1)\n"
+	      "  -o opt[,opt...]        mount options:\n"
+	      "     ro, rw                 read-only / read-write mount\n"
+	      "     allow_other            let other users access the mount\n"
+	      "     default_permissions    kernel checks permissions (on by default)\n"
+	      "     no_default_permissions the file system checks permissions itself\n"
+	      "     threads=N              worker threads (default: from the CPU count)\n"
+	      "     max_write=BYTES        largest write request (default 1M)\n"
+	      "     entry_timeout=SECONDS  how long the kernel caches names\n"
+	      "     attr_timeout=SECONDS   how long the kernel caches attributes\n"
+	      "     negative_timeout=SECONDS how long the kernel caches misses\n"
+	      "     writeback_cache        let the kernel cache writes\n"
+	      "     auto_unmount           (fusermount3) unmount when the process dies\n"
+	      "     fsname=NAME, subtype=NAME  what /proc/mounts shows\n"
+	      "     suid, dev, noexec, noatime, ...  generic mount flags\n",
+	      stdout);
+}
+
+/* Strict number: digits with an optional K/M/G/T suffix (binary). */
+static int parse_size(const char *v, unsigned long long *out)
+{
+	char *end;
+	if (!v || !*v || *v == '-' || *v == '+')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return -EINVAL;
+	int shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end)
+		return -EINVAL;
+	if (shift && n > (~0ULL >> shift))
+		return -ERANGE;
+	*out = n << shift;
+	return 0;
+}
+
+static int parse_seconds(const char *v, double *out)
+{
+	char *end;
+	if (!v || !*v)
+		return -EINVAL;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || *end || !(d >= 0) || isinf(d))
+		return -EINVAL;
+	*out = d;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	unsigned long set, clear;
+} mflags[] = {
+	{ "suid", 0, MS_NOSUID }, { "nosuid", MS_NOSUID, 0 },
+	{ "dev", 0, MS_NODEV }, { "nodev", MS_NODEV, 0 },
+	{ "exec", 0, MS_NOEXEC }, { "noexec", MS_NOEXEC, 0 },
+	{ "atime", 0, MS_NOATIME }, { "noatime", MS_NOATIME, 0 },
+	{ "diratime", 0, MS_NODIRATIME }, { "nodiratime", MS_NODIRATIME, 0 },
+	{ "relatime", MS_RELATIME, 0 }, { "norelatime", 0, MS_RELATIME },
+	{ "strictatime", MS_STRICTATIME, 0 },
+	{ "sync", MS_SYNCHRONOUS, 0 }, { "async", 0, MS_SYNCHRONOUS },
+	{ "dirsync", MS_DIRSYNC, 0 },
+};
+
+static int bad_value(const char *key, const char *value, const char *what)
+{
+	fprintf(stderr, "%s: bad value for -o %s: '%s' (%s)\n", program_invocation_short_name,
+		key, value ? value : "", what);
+	return -EINVAL;
+}
+
+static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *hook_data)
+{
+	char *value = strchr(opt, '=');
+	unsigned long long n;
+	if (value)
+		*value++ = 0;
+	const char *key = opt;
+#define FLAG(name, field, v) if (!strcmp(key, name) && !value) { c->field = v; return 0; }
+	FLAG("ro", read_only, 1);
+	FLAG("rw", read_only, 0);
+	FLAG("allow_other", allow_other, 1);
+	FLAG("default_permissions", default_permissions, 1);
+	FLAG("no_default_permissions", default_permissions, 0);
+	FLAG("writeback_cache", writeback_cache, 1);
+	FLAG("no_writeback_cache", writeback_cache, 0);
+	FLAG("auto_unmount", auto_unmount, 1);
+	FLAG("debug", debug, 1);
+#undef FLAG
+	for (size_t i = 0; i < sizeof(mflags) / sizeof(mflags[0]); i++) {
+		if (!strcmp(key, mflags[i].name) && !value) {
+			c->mount_flags = (c->mount_flags | mflags[i].set) & ~mflags[i].clear;
+			return 0;
+		}
+	}
+	if (!strcmp(key, "threads")) {
+		if (parse_size(value, &n) < 0 || n < 1 || n > FSP__MAX_WORKERS)
+			return bad_value(key, value, "a number of threads from 1 to 64");
+		c->threads = (int)n;
+		return 0;
+	}
+	if (!strcmp(key, "max_write")) {
+		if (parse_size(value, &n) < 0 || n < 4096 || n > 16u << 20)
+			return bad_value(key, value, "bytes, 4K to 16M");
+		c->max_write = (unsigned)n;
+		return 0;
+	}
+	double *secs = !strcmp(key, "entry_timeout") ? &c->entry_timeout :
+		       !strcmp(key, "attr_timeout") ? &c->attr_timeout :
+		       !strcmp(key, "negative_timeout") ? &c->negative_timeout : NULL;
+	if (secs) {
+		if (parse_seconds(value, secs) < 0)
+			return bad_value(key, value, "seconds, 0 or more");
+		return 0;
+	}
+	if (!strcmp(key, "fsname") || !strcmp(key, "subtype")) {
+		if (!value || !*value || strpbrk(value, ", \t\n"))
+			return bad_value(key, value, "a name without commas or spaces");
+		if (key[0] == 'f')
+			c->fsname = value;
+		else
+			c->subtype = value;
+		return 0;
+	}
+	if (hook) {
+		int rc = hook(hook_data, key, value);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return 0;
+	}
+	fprintf(stderr, "%s: unknown option -o %s%s%s (see --help)\n",
+		program_invocation_short_name, key, value ? "=" : "", value ? value : "");
+	return -EINVAL;
+}
+
+static int options(struct fsp_config *c, char *list, fsp_opt_hook hook, void *hook_data)
+{
+	char *save = NULL;
+	for (char *o = strtok_r(list, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		int rc = one_option(c, o, hook, hook_data);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int fsp_config_parse(struct fsp_config *c, int argc, char **argv, const char *usage,
+		     fsp_opt_hook hook, void *hook_data, char **args, int max_args, int *nargs)
+{
+	const char *prog = program_invocation_short_name;
+	char *pos[64];
+	int npos = 0, rc;
+	bool only_pos = false;
+
+	for (int i = 1; i < argc; i++) {
+		char *a = argv[i];
+		if (only_pos || a[0] != '-' || !a[1]) {
+			if (npos == 64) {
+				fprintf(stderr, "%s: too many arguments\n", prog);
+				return -EINVAL;
+			}
+			pos[npos++] = a;
+		} else if (!strcmp(a, "--")) {
+			only_pos = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			printf("usage: %s [options] %sMOUNTPOINT\n\n", prog, max_args ? "ARGS... " : "");
+			if (usage)
+				fputs(usage, stdout);
+			fsp_config_help();
+			return 1;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			printf("%s (fsp) %s\n", prog, FSP_VERSION_STRING);
+			return 1;
+		} else if (!strcmp(a, "-f")) {
+			c->foreground = 1;
+		} else if (!strcmp(a, "-d")) {
+			c->debug = c->foreground = 1;
+		} else if (!strcmp(a, "-s")) {
+			c->threads = 1;
+		} else if (!strncmp(a, "-o", 2)) {
+			char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!list) {
+				fprintf(stderr, "%s: -o needs a list of options\n", prog);
+				return -EINVAL;
+			}
+			rc = options(c, list, hook, hook_data);
+			if (rc < 0)
+				return rc;
+		} else {
+			fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, a);
+			return -EINVAL;
+		}
+	}
+	if (npos == 0) {
+		fprintf(stderr, "%s: missing mount point (see --help)\n", prog);
+		return -EINVAL;
+	}
+	if (npos - 1 > max_args || (nargs == NULL && npos > 1)) {
+		fprintf(stderr, "%s: too many arguments: '%s' (see --help)\n", prog, pos[npos - 2]);
+		return -EINVAL;
+	}
+	for (int i = 0; i < npos - 1; i++)
+		args[i] = pos[i];
+	if (nargs)
+		*nargs = npos - 1;
+	c->mountpoint = pos[npos - 1];
+	return 0;
+}
+
+/* ---- session ---- */
+
+static fsp_session *signal_session;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (signal_session)
+		fsp_session_exit(signal_session);
+}
+
+int fsp_session_new(const struct fsp_operations *ops, const struct fsp_config *cfg, void *root,
+		    void *userdata, fsp_session **out)
+{
+	fsp_session *s = fsp__calloc(1, sizeof(*s));
+	int rc = -ENOMEM;
+
+	if (!s)
+		return -ENOMEM;
+	s->ops = *ops;
+	s->cfg = *cfg;
+	s->root = root;
+	s->userdata = userdata;
+	s->fd = -1;
+	s->stats_fd = -1;
+	const char *name = program_invocation_short_name;
+	s->fsname = strdup(cfg->fsname ? cfg->fsname : name);
+	s->subtype = strdup(cfg->subtype ? cfg->subtype : name);
+	if (!s->fsname || !s->subtype)
+		goto fail;
+	rc = fsp__nodes_new(s, &s->nodes);
+	if (rc < 0)
+		goto fail;
+	rc = fsp__handles_new(s, &s->handles);
+	if (rc < 0)
+		goto fail;
+	rc = fsp__nodes_add_root(s->nodes, root);
+	if (rc < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	fsp__handles_free(s->handles);
+	if (s->nodes) {
+		s->ops.forget = NULL;   /* nothing was handed to us yet */
+		s->ops.destroy = NULL;
+		fsp__nodes_free(s->nodes);
+	}
+	free(s->fsname);
+	free(s->subtype);
+	fsp__free(s);
+	return rc;
+}
+
+int fsp_session_mount(fsp_session *s)
+{
+	int rc;
+	if (s->mounted)
+		return -EBUSY;
+	rc = fsp__check_mountpoint(s->cfg.mountpoint, &s->mountpoint);
+	if (rc < 0)
+		return rc;
+	return fsp__mount(s);
+}
+
+void fsp_session_exit(fsp_session *s)
+{
+	s->exit_requested = 1;
+}
+
+static int default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	n *= 2;
+	return n < 2 ? 2 : n > 16 ? 16 : (int)n;
+}
+
+int fsp_session_run(fsp_session *s)
+{
+	struct sigaction sa, old[3];
+	static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+	int rc;
+
+	if (!s->mounted || s->fd < 0)
+		return -EINVAL;
+	if (s->cfg.handle_signals) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;  /* no SA_RESTART: blocking reads return */
+		sigemptyset(&sa.sa_mask);
+		signal_session = s;
+		for (int i = 0; i < 3; i++)
+			sigaction(sigs[i], &sa, &old[i]);
+		signal(SIGPIPE, SIG_IGN);
+	}
+	rc = fsp__dispatch_init_request(s);
+	if (rc < 0)
+		goto out;
+	if (s->ops.init)
+		s->ops.init(s);
+	s->nworkers = s->cfg.threads ? s->cfg.threads : default_threads();
+	rc = fsp__workers_start(s);
+	if (rc < 0) {
+		fsp_log(0, "starting workers: %s", strerror(-rc));
+		goto out;
+	}
+	if (s->cfg.stats_socket && fsp__stats_start(s) < 0)
+		fsp_log(1, "no stats socket for %s; fspctl stats will not answer", s->mountpoint);
+	if (s->cfg.debug)
+		fsp_log(2, "serving %s with %d threads", s->mountpoint, s->nworkers);
+	while (!s->exit_requested && !atomic_load(&s->dead)) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (s->exit_requested && !atomic_load(&s->dead)) {
+		/* Detach the mount; without users the kernel ends the session
+		 * and the workers see ENODEV. With users (open files, cwd) we
+		 * stop anyway: closing the device aborts the connection. */
+		fsp__unmount(s);
+		for (int i = 0; i < 20 && !atomic_load(&s->dead); i++) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+out:
+	fsp__workers_stop(s);
+	fsp__stats_stop(s);
+	if (s->cfg.handle_signals) {
+		for (int i = 0; i < 3; i++)
+			sigaction(sigs[i], &old[i], NULL);
+		signal_session = NULL;
+	}
+	return rc < 0 ? rc : 0;
+}
+
+void fsp_session_free(fsp_session *s)
+{
+	if (!s)
+		return;
+	fsp__workers_stop(s);
+	fsp__stats_stop(s);
+	fsp__unmount(s);
+	/* Handles first: each holds its node. */
+	fsp__handles_free(s->handles);
+	fsp__nodes_free(s->nodes);
+	if (s->ops.destroy)
+		s->ops.destroy(s);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->mountpoint);
+	free(s->fsname);
+	free(s->subtype);
+	fsp__free(s);
+}
+
+void *fsp_session_userdata(const fsp_session *s)
+{
+	return s->userdata;
+}
+
+const struct fsp_config *fsp_session_config(const fsp_session *s)
+{
+	return &s->cfg;
+}
+
+void fsp_session_stats(fsp_session *s, struct fsp_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->nodes = fsp__nodes_count(s->nodes);
+	st->handles = fsp__handles_count(s->handles);
+	for (int i = 0; i < s->nworkers && s->workers; i++) {
+		struct fsp__worker *w = &s->workers[i];
+		if (atomic_load(&w->cur_unique))
+			st->inflight++;
+		for (int op = 0; op < FSP__OPCODE_MAX; op++) {
+			st->requests += FSP__STAT_GET(w->st.requests[op]);
+			st->errors += FSP__STAT_GET(w->st.errors[op]);
+		}
+		st->bytes_read += FSP__STAT_GET(w->st.bytes_read);
+		st->bytes_written += FSP__STAT_GET(w->st.bytes_written);
+	}
+}
+
+/* ---- fsp_main ---- */
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		fsp_log(0, "fork: %s", strerror(errno));
+		return -errno;
+	}
+	if (pid > 0)
+		_exit(0);  /* the mount is up: the parent's job is done */
+	setsid();
+	if (chdir("/") < 0) {
+		/* not fatal */
+	}
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	fsp__log_set_detached(1);
+	return 0;
+}
+
+int fsp_main(int argc, char **argv, const struct fsp_operations *ops, void *root,
+	     void *userdata, const char *usage, fsp_opt_hook hook,
+	     const struct fsp_config *defaults)
+{
+	struct fsp_config cfg;
+	fsp_session *s = NULL;
+	int rc;
+
+	if (defaults)
+		cfg = *defaults;
+	else
+		fsp_config_init(&cfg);
+	rc = fsp_config_parse(&cfg, argc, argv, usage, hook, userdata, NULL, 0, NULL);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	rc = fsp_session_new(ops, &cfg, root, userdata, &s);
+	if (rc < 0) {
+		fsp_log(0, "creating the session: %s", strerror(-rc));
+		return 1;
+	}
+	rc = fsp_session_mount(s);
+	if (rc < 0)
+		goto out;
+	if (!cfg.foreground && daemonize() < 0) {
+		rc = -1;
+		goto out;
+	}
+	rc = fsp_session_run(s);
+out:
+	fsp_session_free(s);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,226 @@
+/* stats.c — counters, and the socket that serves them to `fspctl stats`.
+ *
+ * The socket lives outside the mount (/run/fsp/MAJ:MIN.sock for root,
+ * $XDG_RUNTIME_DIR/fsp/ or /tmp/fsp-UID/ otherwise), named by the mount's
+ * device number, so a reader finds it from the mount point through
+ * /proc/self/mountinfo without touching the file system — it answers even
+ * when the file system is stuck.
+ * Invariants: one thread serves the socket; it reads only counters that are
+ * safe to read from any thread; the socket file is removed at stop.
+ */
+#include "fsp_i.h"
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int socket_dir(char *buf, size_t size)
+{
+	int n;
+	if (geteuid() == 0) {
+		n = snprintf(buf, size, "/run/fsp");
+	} else {
+		const char *x = getenv("XDG_RUNTIME_DIR");
+		if (x && *x)
+			n = snprintf(buf, size, "%s/fsp", x);
+		else
+			n = snprintf(buf, size, "/tmp/fsp-%u", (unsigned)geteuid());
+	}
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int fsp__stats_socket_path(unsigned maj, unsigned min, char *buf, size_t size)
+{
+	char dir[200];
+	int rc = socket_dir(dir, sizeof(dir));
+	if (rc < 0)
+		return rc;
+	int n = snprintf(buf, size, "%s/%u:%u.sock", dir, maj, min);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static size_t add(char *buf, size_t size, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static size_t add(char *buf, size_t size, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	if (len >= size)
+		return len;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+	return n < 0 ? len : len + (size_t)n;
+}
+
+int fsp__stats_format(fsp_session *s, char *buf, size_t size)
+{
+	struct fsp_stats st;
+	uint64_t req[FSP__OPCODE_MAX] = { 0 }, err[FSP__OPCODE_MAX] = { 0 }, unknown = 0, bad = 0;
+	size_t len = 0;
+
+	fsp_session_stats(s, &st);
+	for (int i = 0; i < s->nworkers && s->workers; i++) {
+		struct fsp__worker *w = &s->workers[i];
+		for (int op = 0; op < FSP__OPCODE_MAX; op++) {
+			req[op] += FSP__STAT_GET(w->st.requests[op]);
+			err[op] += FSP__STAT_GET(w->st.errors[op]);
+		}
+		unknown += FSP__STAT_GET(w->st.unknown);
+		bad += FSP__STAT_GET(w->st.malformed);
+	}
+	len = add(buf, size, len,
+		  "nodes %llu\nhandles %llu\ninflight %llu\nrequests %llu\nerrors %llu\n"
+		  "bytes_read %llu\nbytes_written %llu\nworkers %d\nunknown %llu\nmalformed %llu\n",
+		  (unsigned long long)st.nodes, (unsigned long long)st.handles,
+		  (unsigned long long)st.inflight, (unsigned long long)st.requests,
+		  (unsigned long long)st.errors, (unsigned long long)st.bytes_read,
+		  (unsigned long long)st.bytes_written, s->nworkers, (unsigned long long)unknown,
+		  (unsigned long long)bad);
+	for (int op = 0; op < FSP__OPCODE_MAX; op++)
+		if (req[op])
+			len = add(buf, size, len, "op.%s %llu\n", fsp__opname(op),
+				  (unsigned long long)req[op]);
+	for (int op = 0; op < FSP__OPCODE_MAX; op++)
+		if (err[op])
+			len = add(buf, size, len, "err.%s %llu\n", fsp__opname(op),
+				  (unsigned long long)err[op]);
+	if (s->ops.stats && len < size)
+		len += s->ops.stats(s, buf + len, size - len);
+	if (len >= size)
+		len = size - 1;
+	buf[len] = 0;
+	return (int)len;
+}
+
+static void *serve(void *arg)
+{
+	fsp_session *s = arg;
+	char *buf = fsp__malloc(64 * 1024);
+
+	while (!atomic_load(&s->stats_stop)) {
+		struct pollfd p = { .fd = s->stats_fd, .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		int c = accept4(s->stats_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		if (buf) {
+			int n = fsp__stats_format(s, buf, 64 * 1024);
+			const char *p2 = buf;
+			while (n > 0) {
+				ssize_t w = send(c, p2, (size_t)n, MSG_NOSIGNAL);
+				if (w <= 0)
+					break;
+				p2 += w;
+				n -= (int)w;
+			}
+		}
+		close(c);
+	}
+	fsp__free(buf);
+	return NULL;
+}
+
+int fsp__stats_start(fsp_session *s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[200];
+	int fd, rc;
+
+	if (!s->dev_major && !s->dev_minor)
+		return -ENOENT;
+	rc = socket_dir(dir, sizeof(dir));
+	if (rc < 0)
+		return rc;
+	mkdir(dir, 0700);
+	rc = fsp__stats_socket_path(s->dev_major, s->dev_minor, sa.sun_path, sizeof(sa.sun_path));
+	if (rc < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sa.sun_path);  /* left by a daemon that died with this device number */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	s->stats_path = strdup(sa.sun_path);
+	s->stats_fd = fd;
+	atomic_store(&s->stats_stop, 0);
+	rc = pthread_create(&s->stats_thread, NULL, serve, s);
+	if (rc) {
+		close(fd);
+		s->stats_fd = -1;
+		return -rc;
+	}
+	s->stats_started = true;
+	return 0;
+}
+
+void fsp__stats_stop(fsp_session *s)
+{
+	if (s->stats_started) {
+		atomic_store(&s->stats_stop, 1);
+		pthread_join(s->stats_thread, NULL);
+		s->stats_started = false;
+	}
+	if (s->stats_fd >= 0) {
+		close(s->stats_fd);
+		s->stats_fd = -1;
+	}
+	if (s->stats_path) {
+		unlink(s->stats_path);
+		free(s->stats_path);
+		s->stats_path = NULL;
+	}
+}
+
+int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	unsigned maj, min;
+	char *real;
+	int fd, rc;
+	size_t len = 0;
+
+	if (!buf || size == 0)
+		return -EINVAL;
+	real = realpath(mountpoint, NULL);
+	if (!real)
+		return -errno;
+	rc = fsp__mount_device(real, &maj, &min);
+	free(real);
+	if (rc < 0)
+		return rc;
+	rc = fsp__stats_socket_path(maj, min, sa.sun_path, sizeof(sa.sun_path));
+	if (rc < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == size - 1)
+			break;
+	}
+	close(fd);
+	buf[len] = 0;
+	return (int)len;
+}
