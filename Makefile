@@ -34,7 +34,7 @@ TOOL_BIN = $(foreach n,$(TOOL_NAMES),$(BUILD)/$(n))
 EX_BIN   = $(foreach n,$(EX_NAMES),$(BUILD)/$(n))
 UNIT_BIN = $(foreach n,$(UNIT_NAMES),$(BUILD)/unit/$(n))
 
-.PHONY: all run check check-quick deps asan ubsan tsan clean soak
+.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug
 all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
@@ -73,12 +73,14 @@ check: all deps
 check-quick: all
 	@BUILD=$(BUILD) FSP_QUICK=1 sh tests/run.sh
 
+debug:
+	$(MAKE) BUILD=build-debug OPT=-O0 SAN="-DFSP_DEBUG"
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-DFSP_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 ubsan:
-	$(MAKE) BUILD=build-ubsan OPT=-O1 SAN="-fsanitize=undefined -fno-sanitize-recover=undefined"
+	$(MAKE) BUILD=build-ubsan OPT=-O1 SAN="-DFSP_DEBUG -fsanitize=undefined -fno-sanitize-recover=undefined"
 tsan:
-	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread"
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-DFSP_DEBUG -fsanitize=thread"
 
 clean:
-	rm -rf build build-asan build-ubsan build-tsan
+	rm -rf build build-asan build-ubsan build-tsan build-debug
