@@ -34,7 +34,7 @@ TOOL_BIN = $(foreach n,$(TOOL_NAMES),$(BUILD)/$(n))
 EX_BIN   = $(foreach n,$(EX_NAMES),$(BUILD)/$(n))
 UNIT_BIN = $(foreach n,$(UNIT_NAMES),$(BUILD)/unit/$(n))
 
-.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug
+.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug bench
 all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
@@ -75,6 +75,13 @@ check-quick: all
 
 debug:
 	$(MAKE) BUILD=build-debug OPT=-O0 SAN="-DFSP_DEBUG"
+# Side-by-side numbers against tmpfs and Debian's FUSE file systems (never
+# part of check). BENCH_ARGS=--quick for a short run.
+bench: all
+	@command -v bindfs >/dev/null && command -v fuse-overlayfs >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bindfs fuse-overlayfs bc >/dev/null
+	@BUILD=$(CURDIR)/$(BUILD) sh bench/compare.sh $(BENCH_ARGS)
+
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-DFSP_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 ubsan:

@@ -1,0 +1,83 @@
+#!/bin/sh
+# compare.sh — side-by-side benchmark, all targets in one run on this machine:
+# tmpfs (the ceiling), fsp-memfs, fsp-ptfs over tmpfs, and the FUSE file
+# systems Debian packages (bindfs, fuse-overlayfs) when installed.
+#
+#   bench/compare.sh [--quick] [TARGET...]     targets: tmpfs memfs ptfs bindfs overlayfs
+#
+# Per target: the big copy (a 3,200-dir / 12,000-file tree: cp -a inside the
+# mount, diff -r, rm -rf; timed together), creates/s, and sequential 1 MiB
+# write and read (caches dropped before the read). Prints a table; the
+# ratio column is relative to tmpfs. Numbers, not assertions: this is never
+# part of make check.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+B=${BUILD:-$here/build}
+quick=0
+[ "${1:-}" = "--quick" ] && { quick=1; shift; }
+targets=${*:-tmpfs memfs ptfs bindfs overlayfs}
+if [ $quick = 1 ]; then DIRS=400 FILES=1500 MIB=256 NCREATE=5000
+else DIRS=3200 FILES=12000 MIB=1024 NCREATE=20000; fi
+
+work=$(mktemp -d /tmp/fsp-bench.XXXXXX)
+pids=""
+cleanup() {
+	for m in $(awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+		umount -l "$m" 2>/dev/null
+	done
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+mkdir -p "$work/tree"
+python3 "$here/bench/mktree.py" "$work/tree/src" $DIRS $FILES 1
+
+mount_target() { # name mnt -> 0 if mounted
+	t=$1 m=$2 back=$work/back-$t
+	mkdir -p "$m"
+	case $t in
+	tmpfs) mount -t tmpfs -o size=8G tmpfs "$m" ;;
+	memfs) "$B/fsp-memfs" "$m" ;;
+	ptfs) mkdir -p "$back" && mount -t tmpfs -o size=8G tmpfs "$back" && "$B/fsp-ptfs" "$back" "$m" ;;
+	bindfs) command -v bindfs >/dev/null || return 1
+		mkdir -p "$back" && mount -t tmpfs -o size=8G tmpfs "$back" && bindfs "$back" "$m" ;;
+	overlayfs) command -v fuse-overlayfs >/dev/null || return 1
+		mkdir -p "$back/l" "$back/u" "$back/w" && mount -t tmpfs -o size=8G tmpfs "$back/u" &&
+		mkdir -p "$back/u/up" "$back/u/wk" &&
+		fuse-overlayfs -o lowerdir="$back/l",upperdir="$back/u/up",workdir="$back/u/wk" "$m" ;;
+	*) return 1 ;;
+	esac
+	for i in 1 2 3 4 5 6 7 8 9 10; do mountpoint -q "$m" && return 0; sleep 0.2; done
+	return 1
+}
+
+now() { date +%s.%N; }
+dropcaches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; }
+
+printf '%-10s %12s %8s %12s %12s %12s\n' target bigcopy_s ratio creates/s write_MB/s read_MB/s
+base=""
+for t in $targets; do
+	m=$work/mnt-$t
+	if ! mount_target "$t" "$m"; then printf '%-10s %12s\n' "$t" "(not available)"; continue; fi
+	cp -a "$work/tree/src" "$m/src"
+	dropcaches
+	t0=$(now)
+	ok=1
+	cp -a "$m/src" "$m/dst" && diff -r "$m/src" "$m/dst" >/dev/null && rm -rf "$m/dst" || ok=0
+	t1=$(now)
+	big=$(echo "$t1 - $t0" | bc)
+	[ $ok = 1 ] || big="FAILED"
+	[ -z "$base" ] && [ "$t" = tmpfs ] && base=$big
+	ratio=-
+	[ -n "$base" ] && [ $ok = 1 ] && ratio=$(echo "scale=2; $big / $base" | bc)
+	rm -rf "$m/src"
+	mkdir -p "$m/c"
+	cr=$("$B/fsp-bench" creates "$m/c" $NCREATE | awk '/^creates/ {print $2}')
+	wr=$("$B/fsp-bench" seqwrite "$m/big" $MIB | awk '{print $2}')
+	dropcaches
+	rd=$("$B/fsp-bench" seqread "$m/big" | awk '{print $2}')
+	rm -f "$m/big"
+	printf '%-10s %12s %8s %12s %12s %12s\n' "$t" "$big" "$ratio" "${cr:-FAILED}" "${wr:-FAILED}" "${rd:-FAILED}"
+	umount -l "$m"
+done

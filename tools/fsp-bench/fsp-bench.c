@@ -1,0 +1,150 @@
+/* fsp-bench — small, honest file system micro-benchmarks, for side-by-side
+ * runs (bench/compare.sh runs it on tmpfs, fsp-memfs, fsp-ptfs and other FUSE
+ * file systems in one go).
+ *
+ *   fsp-bench creates DIR [N]      create+close N empty files, then unlink them
+ *   fsp-bench stat DIR [N]         stat N existing names (after creating them)
+ *   fsp-bench seqwrite FILE [MiB]  sequential 1 MiB writes, then fsync
+ *   fsp-bench seqread FILE         sequential 1 MiB reads of the whole file
+ *
+ * Output: one line "name value unit" (ops/s or MB/s), machine-friendly.
+ * Exit: 0 ok, 1 an operation failed (message names it), 2 bad usage. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int fail(const char *what, const char *path)
+{
+	fprintf(stderr, "fsp-bench: %s %s: %s\n", what, path, strerror(errno));
+	return 1;
+}
+
+static long arg_num(const char *s, long def)
+{
+	if (!s)
+		return def;
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end || v <= 0) {
+		fprintf(stderr, "fsp-bench: bad number '%s'\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static int creates(const char *dir, long n, int do_stat)
+{
+	char path[4096];
+	double t0 = now();
+	for (long i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/f%ld", dir, i);
+		int fd = open(path, O_CREAT | O_WRONLY | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return fail("create", path);
+		close(fd);
+	}
+	double t1 = now();
+	if (do_stat) {
+		struct stat st;
+		for (long i = 0; i < n; i++) {
+			snprintf(path, sizeof(path), "%s/f%ld", dir, i);
+			if (stat(path, &st) < 0)
+				return fail("stat", path);
+		}
+	}
+	double t2 = now();
+	for (long i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/f%ld", dir, i);
+		if (unlink(path) < 0)
+			return fail("unlink", path);
+	}
+	double t3 = now();
+	if (do_stat)
+		printf("stat %.0f ops/s\n", n / (t2 - t1));
+	else
+		printf("creates %.0f ops/s\nunlinks %.0f ops/s\n", n / (t1 - t0), n / (t3 - t2));
+	return 0;
+}
+
+static int seqwrite(const char *file, long mib)
+{
+	static char buf[1 << 20];
+	memset(buf, 0x5a, sizeof(buf));
+	int fd = open(file, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail("open", file);
+	double t0 = now();
+	for (long i = 0; i < mib; i++) {
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
+			close(fd);
+			return fail("write", file);
+		}
+	}
+	if (fsync(fd) < 0 && errno != EINVAL && errno != ENOSYS) {
+		close(fd);
+		return fail("fsync", file);
+	}
+	close(fd);
+	printf("seqwrite %.0f MB/s\n", mib * 1.048576 / (now() - t0));
+	return 0;
+}
+
+static int seqread(const char *file)
+{
+	static char buf[1 << 20];
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail("open", file);
+	double t0 = now();
+	long long total = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	if (n < 0) {
+		close(fd);
+		return fail("read", file);
+	}
+	close(fd);
+	printf("seqread %.0f MB/s\n", total / 1e6 / (now() - t0));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		puts("usage: fsp-bench creates DIR [N] | stat DIR [N] | seqwrite FILE [MiB] | "
+		     "seqread FILE");
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "--version")) {
+		puts("fsp-bench (fsp) 0.1.0");
+		return 0;
+	}
+	if (argc < 3 || argc > 4) {
+		fprintf(stderr, "fsp-bench: expected a command and a path (see --help)\n");
+		return 2;
+	}
+	const char *cmd = argv[1], *path = argv[2], *n = argc > 3 ? argv[3] : NULL;
+	if (!strcmp(cmd, "creates"))
+		return creates(path, arg_num(n, 20000), 0);
+	if (!strcmp(cmd, "stat"))
+		return creates(path, arg_num(n, 20000), 1);
+	if (!strcmp(cmd, "seqwrite"))
+		return seqwrite(path, arg_num(n, 1024));
+	if (!strcmp(cmd, "seqread"))
+		return seqread(path);
+	fprintf(stderr, "fsp-bench: unknown command '%s' (see --help)\n", cmd);
+	return 2;
+}
