@@ -126,6 +126,10 @@ static int make_handle(fsp_req *r, struct fsp__node *node, const struct fsp_open
 	memset(oo, 0, sizeof(*oo));
 	oo->fh = h->id;
 	oo->open_flags = fopen_flags(o->flags);
+	/* Without a flush callback a FLUSH per close(2) would be a wasted
+	 * round trip. */
+	if (!is_dir && !r->s->ops.flush)
+		oo->open_flags |= FW_FOPEN_NOFLUSH;
 	if (o->flags & FSP_OPEN_PASSTHROUGH)
 		oo->backing_id = o->backing_id;
 	*id = h->id;
