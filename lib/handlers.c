@@ -743,8 +743,9 @@ static void h_interrupt(fsp_req *r)
 	}
 }
 
-/* Ops the kernel copes without: ENOSYS makes it stop asking (STATX falls
- * back to GETATTR, SYNCFS becomes a no-op), so no log line. */
+/* Ops the kernel copes without: for most ENOSYS makes it stop asking (STATX
+ * falls back to GETATTR, SYNCFS becomes a no-op, POLL always ready); IOCTL
+ * (cp's FICLONE) becomes ENOTTY. Expected traffic, so no log line. */
 static void h_enosys(fsp_req *r)
 {
 	fsp__reply_err(r, -ENOSYS);
@@ -867,4 +868,7 @@ const struct fsp__op_desc fsp__ops_table[FSP__OPCODE_MAX] = {
 	OP(FW_TMPFILE, h_tmpfile, struct fw_create_in, N),
 	OP0(FW_STATX, h_enosys, 0),
 	OP0(FW_SYNCFS, h_enosys, 0),
+	OP0(FW_IOCTL, h_enosys, 0),     /* the kernel turns it into ENOTTY */
+	OP0(FW_POLL, h_enosys, 0),      /* the kernel then treats files as always ready */
+	OP0(FW_BMAP, h_enosys, 0),
 };
