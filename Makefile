@@ -34,7 +34,7 @@ TOOL_BIN = $(foreach n,$(TOOL_NAMES),$(BUILD)/$(n))
 EX_BIN   = $(foreach n,$(EX_NAMES),$(BUILD)/$(n))
 UNIT_BIN = $(foreach n,$(UNIT_NAMES),$(BUILD)/unit/$(n))
 
-.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug bench
+.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug bench fuzz
 all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
@@ -82,6 +82,21 @@ bench: all
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bindfs fuse-overlayfs bc >/dev/null
 	@BUILD=$(CURDIR)/$(BUILD) sh bench/compare.sh $(BENCH_ARGS)
 
+# libFuzzer over the whole request path with fsp-memfs behind it (clang).
+# FUZZ_SECONDS=N runs that long; make check runs a short budget.
+FUZZ_SECONDS ?= 60
+FUZZ_BIN = build-fuzz/fuzz_requests
+FUZZ_SRC = $(LIB_SRC) $(filter-out fs/memfs/memfs.c,$(wildcard fs/memfs/*.c)) tests/fuzz/fuzz_requests.c
+$(FUZZ_BIN): $(FUZZ_SRC) $(HDRS) $(wildcard fs/memfs/*.h fs/memfs/memfs.c)
+	@mkdir -p build-fuzz
+	clang -std=gnu11 -g -O1 -Wall -Wextra -Werror -Wno-unused-function -D_GNU_SOURCE \
+	  -Iinclude -Ilib -Ifs/memfs -pthread -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined $(FUZZ_SRC) -o $@
+fuzz: $(FUZZ_BIN)
+	@mkdir -p build-fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -rss_limit_mb=2048 build-fuzz/corpus tests/fuzz/corpus
+
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-DFSP_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 ubsan:
@@ -90,4 +105,4 @@ tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-DFSP_DEBUG -fsanitize=thread"
 
 clean:
-	rm -rf build build-asan build-ubsan build-tsan build-debug
+	rm -rf build build-asan build-ubsan build-tsan build-debug build-fuzz

@@ -38,6 +38,8 @@ void fsp__free(void *p);
 
 /* ---- logging (log.c) ---- */
 void fsp__log_set_detached(int detached);
+/* 1: drop warnings and info (the fuzzer, which provokes them by design). */
+extern int fsp__log_quiet;
 extern int fsp__debug_level;
 
 /* Invariant violations: abort in debug builds (FSP_DEBUG), log otherwise. */
@@ -181,6 +183,7 @@ struct fsp_session {
 	char *mountpoint;         /* canonical path, owned */
 	char *fsname, *subtype;   /* owned */
 	int fd;                   /* /dev/fuse session fd, -1 when none */
+	int trace_fd;             /* -o trace=FILE, -1 when off */
 	bool mounted;
 	bool via_fusermount;
 	unsigned dev_major, dev_minor;   /* of the mount, for fusectl and stats */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 int fsp__debug_level;
+int fsp__log_quiet;
 static int detached;
 
 void fsp__log_set_detached(int d)
@@ -30,6 +31,8 @@ void fsp_log(int level, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 
+	if (fsp__log_quiet && level > 0)
+		return;
 	if (level < 0)
 		level = 0;
 	if (level > 3)

@@ -55,6 +55,7 @@ void fsp_config_help(void)
 	      "     writeback_cache        let the kernel cache writes\n"
 	      "     auto_unmount           (fusermount3) unmount when the process dies\n"
 	      "     fsname=NAME, subtype=NAME  what /proc/mounts shows\n"
+	      "     trace=FILE             record every request (a fuzzing corpus)\n"
 	      "     suid, dev, noexec, noatime, ...  generic mount flags\n",
 	      stdout);
 }
@@ -161,6 +162,12 @@ static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *
 	if (secs) {
 		if (parse_seconds(value, secs) < 0)
 			return bad_value(key, value, "seconds, 0 or more");
+		return 0;
+	}
+	if (!strcmp(key, "trace")) {
+		if (!value || !*value)
+			return bad_value(key, value, "a file name");
+		c->trace_file = value;
 		return 0;
 	}
 	if (!strcmp(key, "fsname") || !strcmp(key, "subtype")) {
@@ -283,6 +290,15 @@ int fsp_session_new(const struct fsp_operations *ops, const struct fsp_config *c
 	s->userdata = userdata;
 	s->fd = -1;
 	s->stats_fd = -1;
+	s->trace_fd = -1;
+	if (cfg->trace_file) {
+		s->trace_fd = open(cfg->trace_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (s->trace_fd < 0) {
+			rc = -errno;
+			fsp_log(0, "trace file %s: %s", cfg->trace_file, strerror(-rc));
+			goto fail;
+		}
+	}
 	const char *name = program_invocation_short_name;
 	s->fsname = strdup(cfg->fsname ? cfg->fsname : name);
 	s->subtype = strdup(cfg->subtype ? cfg->subtype : name);
@@ -306,6 +322,8 @@ fail:
 		s->ops.destroy = NULL;
 		fsp__nodes_free(s->nodes);
 	}
+	if (s->trace_fd >= 0)
+		close(s->trace_fd);
 	free(s->fsname);
 	free(s->subtype);
 	fsp__free(s);
@@ -408,6 +426,8 @@ void fsp_session_free(fsp_session *s)
 		s->ops.destroy(s);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->trace_fd >= 0)
+		close(s->trace_fd);
 	free(s->mountpoint);
 	free(s->fsname);
 	free(s->subtype);

@@ -45,6 +45,9 @@ struct fsp_config {
 	int passthrough;         /* ask the kernel for passthrough I/O (fs sets) */
 	const char *mount_opts;  /* extra options passed to mount as-is (borrowed) */
 	unsigned long mount_flags; /* MS_* flags; nosuid,nodev by default (-o suid,dev) */
+	const char *trace_file;  /* -o trace=FILE: append every request received, as
+				    records "k" (1 byte, 0) + length (2 bytes LE) + the
+				    request; the fuzzer's seed corpus format */
 };
 
 /* Defaults into *cfg. */
