@@ -73,6 +73,8 @@ static uint64_t wanted_flags(const fsp_session *s)
 		f |= FW_INIT_WRITEBACK_CACHE;
 	if (s->cfg.passthrough)
 		f |= FW_INIT_PASSTHROUGH;
+	if (s->cfg.handle_killpriv)
+		f |= FW_INIT_HANDLE_KILLPRIV_V2;
 	return f;
 }
 

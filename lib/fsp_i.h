@@ -209,6 +209,8 @@ struct fsp_session {
 	/* stats.c control socket */
 	int stats_fd;
 	char *stats_path;
+	dev_t stats_dev;          /* identity of the socket file we bound */
+	ino_t stats_ino;
 	pthread_t stats_thread;
 	bool stats_started;
 	atomic_int stats_stop;

@@ -404,6 +404,17 @@ static void do_open(fsp_req *r, bool is_dir)
 	int (*open_cb)(fsp_req *, void *, int, struct fsp_open_out *) =
 		is_dir ? r->s->ops.opendir : r->s->ops.open;
 
+	if (!is_dir && (in->open_flags & FW_OPEN_KILL_SUIDGID) && r->s->ops.setattr) {
+		/* O_TRUNC by a caller without CAP_FSETID: set-id bits go, as a
+		 * write would clear them (handle_killpriv) */
+		struct fsp_setattr sa = { .valid = FSP_SET_KILL_SUIDGID };
+		struct stat st;
+		rc = r->s->ops.setattr(r, r->node->obj, NULL, &sa, &st);
+		if (rc < 0) {
+			fsp__reply_err(r, rc);
+			return;
+		}
+	}
 	if (open_cb)
 		rc = open_cb(r, r->node->obj, (int)in->flags, &o);
 	if (rc < 0) {

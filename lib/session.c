@@ -402,8 +402,9 @@ int fsp_session_run(fsp_session *s)
 		}
 	}
 out:
-	fsp__workers_stop(s);
+	/* the stats thread reads the workers' counters: it goes first */
 	fsp__stats_stop(s);
+	fsp__workers_stop(s);
 	if (s->cfg.handle_signals) {
 		for (int i = 0; i < 3; i++)
 			sigaction(sigs[i], &old[i], NULL);
@@ -416,8 +417,8 @@ void fsp_session_free(fsp_session *s)
 {
 	if (!s)
 		return;
-	fsp__workers_stop(s);
 	fsp__stats_stop(s);
+	fsp__workers_stop(s);
 	fsp__unmount(s);
 	/* Handles first: each holds its node. */
 	fsp__handles_free(s->handles);

@@ -151,6 +151,11 @@ int fsp__stats_start(fsp_session *s)
 		close(fd);
 		return rc;
 	}
+	struct stat st;
+	if (stat(sa.sun_path, &st) == 0) {
+		s->stats_dev = st.st_dev;
+		s->stats_ino = st.st_ino;
+	}
 	s->stats_path = strdup(sa.sun_path);
 	s->stats_fd = fd;
 	atomic_store(&s->stats_stop, 0);
@@ -176,7 +181,13 @@ void fsp__stats_stop(fsp_session *s)
 		s->stats_fd = -1;
 	}
 	if (s->stats_path) {
-		unlink(s->stats_path);
+		/* The device number is free again the moment the kernel ends
+		 * our mount, and a new daemon may have bound the same path:
+		 * remove only the socket we made. */
+		struct stat st;
+		if (stat(s->stats_path, &st) == 0 && st.st_dev == s->stats_dev &&
+		    st.st_ino == s->stats_ino)
+			unlink(s->stats_path);
 		free(s->stats_path);
 		s->stats_path = NULL;
 	}
@@ -206,7 +217,8 @@ int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = -errno;
+		/* no socket file: a FUSE mount, but nobody answers for it */
+		rc = errno == ENOENT ? -ECONNREFUSED : -errno;
 		close(fd);
 		return rc;
 	}

@@ -301,9 +301,10 @@ ssize_t memfs_write(fsp_req *r, void *obj, void *fh, const void *data, size_t si
 	if ((uint64_t)size > (uint64_t)(fs->max_file_size - off))
 		size = (size_t)(fs->max_file_size - off);
 
+	bool killed = false;
 	pthread_rwlock_wrlock(&n->lock);
 	if (flags & FSP_WRITE_KILL_SUIDGID)
-		memfs_kill_suidgid(n);
+		killed = memfs_kill_suidgid(n);
 	while (done < size) {
 		uint64_t pos = (uint64_t)off + done, bo = pos & BMASK;
 		size_t chunk = (size_t)(BS - bo);
@@ -334,6 +335,9 @@ ssize_t memfs_write(fsp_req *r, void *obj, void *fh, const void *data, size_t si
 		n->mtime = n->ctime = memfs_now();
 	}
 	pthread_rwlock_unlock(&n->lock);
+	/* attributes only (off -1): takes no page lock the writer may hold */
+	if (killed)
+		fsp_notify_inval_inode(fsp_req_session(r), n->ino, -1, 0);
 	return done ? (ssize_t)done : rc;
 }
 

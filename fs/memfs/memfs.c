@@ -295,6 +295,7 @@ int main(int argc, char **argv)
 	cfg.entry_timeout = CACHE_TIMEOUT;
 	cfg.attr_timeout = CACHE_TIMEOUT;
 	cfg.negative_timeout = CACHE_TIMEOUT;
+	cfg.handle_killpriv = 1;   /* memfs clears set-id bits itself (node.c) */
 	rc = fsp_main(argc, argv, &memfs_ops, fs.root, &fs, usage, memfs_opt, &cfg);
 	if (!fs.destroyed)      /* the session never ran (usage, mount failure) */
 		memfs_free_tree(&fs, fs.root);

@@ -120,7 +120,7 @@ void memfs_node_stat(const struct memfs_node *n, struct stat *st);
 void memfs_fill_entry(struct memfs_node *n, struct fsp_entry *e);
 bool memfs_atime_due(const struct memfs_node *n);
 void memfs_touch_atime(struct memfs_node *n);
-void memfs_kill_suidgid(struct memfs_node *n);
+bool memfs_kill_suidgid(struct memfs_node *n);
 void memfs_forget(fsp_session *s, void *obj, uint64_t n);
 int memfs_getattr(fsp_req *r, void *obj, void *fh, struct stat *st);
 int memfs_setattr(fsp_req *r, void *obj, void *fh, const struct fsp_setattr *sa,

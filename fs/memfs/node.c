@@ -252,14 +252,19 @@ void memfs_touch_atime(struct memfs_node *n)
 }
 
 /* What a write or chown by an unprivileged caller does to set-id bits
- * (the kernel decides when; see FSP_SET_KILL_SUIDGID). n->lock held. */
-void memfs_kill_suidgid(struct memfs_node *n)
+ * (the kernel decides when; see FSP_SET_KILL_SUIDGID). n->lock held.
+ * Returns true if a bit went: the kernel's cached mode is then stale (it
+ * leaves killing to us) and the caller invalidates it after unlocking. */
+bool memfs_kill_suidgid(struct memfs_node *n)
 {
+	mode_t old = n->mode;
+
 	if (S_ISDIR(n->type))
-		return;
+		return false;
 	n->mode &= ~(mode_t)S_ISUID;
 	if (n->mode & S_IXGRP)
 		n->mode &= ~(mode_t)S_ISGID;
+	return n->mode != old;
 }
 
 int memfs_getattr(fsp_req *r, void *obj, void *fh, struct stat *st)

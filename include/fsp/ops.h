@@ -152,7 +152,9 @@ struct fsp_operations {
 
 	/* Open a file. flags: the open(2) flags (O_CREAT/O_EXCL/O_NOCTTY removed
 	 * by the kernel; O_TRUNC present, and the file system truncates). NULL
-	 * open: every open succeeds with fh NULL. */
+	 * open: every open succeeds with fh NULL. With cfg.handle_killpriv, an
+	 * O_TRUNC open by a caller without CAP_FSETID is preceded by a setattr
+	 * with only FSP_SET_KILL_SUIDGID. */
 	int (*open)(fsp_req *r, void *obj, int flags, struct fsp_open_out *o);
 	/* Create and open a new file. Both *e and *o are filled on success. */
 	int (*create)(fsp_req *r, void *dir, const char *name, mode_t mode, int flags,

@@ -20,8 +20,9 @@
 #include <fsp/ops.h>
 
 /* A -o option the library does not know is offered to the file system
- * through this hook: return 1 if taken, 0 if unknown (an error), or a
- * negative errno if the value is bad (the library prints the message). */
+ * through this hook: return 1 if taken, 0 if unknown (the library prints
+ * "unknown option"), or a negative errno if the value is bad (the hook has
+ * printed a one-line message naming the option). */
 typedef int (*fsp_opt_hook)(void *userdata, const char *key, const char *value);
 
 struct fsp_config {
@@ -43,6 +44,10 @@ struct fsp_config {
 	int handle_signals;      /* SIGINT/SIGTERM/SIGHUP unmount (default 1) */
 	int stats_socket;        /* serve `fspctl stats` (default 1) */
 	int passthrough;         /* ask the kernel for passthrough I/O (fs sets) */
+	int handle_killpriv;     /* the fs clears set-id bits itself on writes with
+				    FSP_WRITE_KILL_SUIDGID and setattrs with
+				    FSP_SET_KILL_SUIDGID, so the kernel needs no
+				    security.capability lookup per write (fs sets) */
 	const char *mount_opts;  /* extra options passed to mount as-is (borrowed) */
 	unsigned long mount_flags; /* MS_* flags; nosuid,nodev by default (-o suid,dev) */
 	const char *trace_file;  /* -o trace=FILE: append every request received, as
