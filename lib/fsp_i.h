@@ -187,6 +187,7 @@ struct fsp_session {
 	bool mounted;
 	bool via_fusermount;
 	unsigned dev_major, dev_minor;   /* of the mount, for fusectl and stats */
+	uint64_t mnt_id;          /* mount id at mount time (0: unknown, never unmount) */
 
 	/* Negotiated at INIT (dispatch.c) */
 	uint32_t proto_minor;

@@ -242,12 +242,30 @@ static int mount_fusermount(fsp_session *s)
 	return 0;
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x4000U   /* Linux 6.8 */
+#endif
+
+/* The id of the mount at path, without a request to any FUSE file system
+ * (AT_STATX_DONT_SYNC: cached attributes are fine, we want only the mount
+ * id). The unique id (6.8+) is never reused; the plain one can be. */
+static uint64_t mount_id(const char *path)
+{
+	struct statx stx;
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_MNT_ID_UNIQUE | STATX_MNT_ID, &stx) < 0)
+		return 0;
+	if (!(stx.stx_mask & (STATX_MNT_ID_UNIQUE | STATX_MNT_ID)))
+		return 0;
+	return stx.stx_mnt_id;
+}
+
 int fsp__mount(fsp_session *s)
 {
 	int rc = geteuid() == 0 ? mount_direct(s) : mount_fusermount(s);
 	if (rc < 0)
 		return rc;
 	s->mounted = true;
+	s->mnt_id = mount_id(s->mountpoint);
 	if (fsp__mount_device(s->mountpoint, &s->dev_major, &s->dev_minor) < 0)
 		fsp_log(1, "mounted, but %s is not in /proc/self/mountinfo", s->mountpoint);
 	return 0;
@@ -260,10 +278,13 @@ void fsp__unmount(fsp_session *s)
 	if (!s->mounted)
 		return;
 	s->mounted = false;
-	/* only our own mount: someone may have unmounted it and mounted
-	 * something else there since */
+	/* Only our own mount: it may be gone (umount from outside), and the
+	 * same path may already hold a new mount, even of the same device
+	 * number, which the kernel reuses at once. */
 	if (fsp__mount_device(s->mountpoint, &maj, &min) < 0 || maj != s->dev_major ||
 	    min != s->dev_minor)
+		return;
+	if (!s->mnt_id || mount_id(s->mountpoint) != s->mnt_id)
 		return;
 	if (!s->via_fusermount || geteuid() == 0) {
 		if (umount2(s->mountpoint, MNT_DETACH) == 0 || errno == EINVAL)
