@@ -51,6 +51,14 @@ int fsp__check_mountpoint(const char *path, char **canon)
 	}
 	if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
 	    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) && strcmp(path, "/") != 0) {
+		/* The kernel may have answered from its cache; ask the mounted
+		 * file system itself: a dead FUSE daemon shows as ENOTCONN. */
+		if (statx(AT_FDCWD, path, AT_STATX_FORCE_SYNC, STATX_TYPE, &stx) < 0 &&
+		    errno == ENOTCONN) {
+			fsp_log(0, "mount point %s is a stale FUSE mount (its file system is gone); "
+				"unmount it first: fusermount3 -u %s", path, path);
+			return -ENOTCONN;
+		}
 		fsp_log(0, "mount point %s is busy: something is already mounted there "
 			"(unmount it first: umount %s)", path, path);
 		return -EBUSY;
