@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sent to workers blocked in read() to make them look at `stopping`. */
@@ -303,29 +304,139 @@ done:
 	atomic_store_explicit(&w->cur_unique, 0, memory_order_release);
 }
 
+/* Why this reading policy. A FUSE round trip costs two wake-ups: the
+ * kernel wakes a worker for the request, the worker's reply wakes the
+ * caller. On virtual machines a wake-up of an idle CPU dominates everything
+ * else (the daemon's own work is ~1% of a request). So worker 0 keeps
+ * polling the queue for spin_ns after each request: the next request of a
+ * sequential caller (cp, tar, git) is picked up without any wake-up. Other
+ * workers blocked in read() would be woken for every request anyway (the
+ * kernel wakes one sleeping reader per request) and mostly find it taken,
+ * so they park in user space until worker 0 sees requests waiting when it
+ * comes back for more — parallel callers — and then read alongside it until
+ * the queue goes quiet again. */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool should_stop(fsp_session *s)
+{
+	return atomic_load_explicit(&s->stopping, memory_order_relaxed) ||
+	       atomic_load_explicit(&s->dead, memory_order_relaxed);
+}
+
+/* Handle one recv result; false when the worker must leave. */
+static bool take(struct fsp__worker *w, ssize_t n)
+{
+	fsp_session *s = w->s;
+	if (n == -EINTR || n == -EAGAIN || n == -ENOENT)
+		return true;   /* ENOENT: the request was interrupted before we read it */
+	if (n == -ENODEV) {
+		atomic_store(&s->dead, 1);   /* unmounted or aborted: session over */
+		return false;
+	}
+	if (n < 0) {
+		fsp_log(0, "reading /dev/fuse: %s; stopping", strerror((int)-n));
+		atomic_store(&s->dead, 1);
+		return false;
+	}
+	fsp__dispatch(w, (size_t)n);
+	return true;
+}
+
+static void set_helping(fsp_session *s, int on)
+{
+	if (atomic_load_explicit(&s->helping, memory_order_relaxed) == on)
+		return;
+	pthread_mutex_lock(&s->park_lock);
+	atomic_store(&s->helping, on);
+	if (on)
+		pthread_cond_broadcast(&s->park_cond);
+	pthread_mutex_unlock(&s->park_lock);
+	if (!on) {
+		/* helpers asleep in read() look at the flag again */
+		for (int i = 1; i < s->nworkers; i++)
+			if (s->workers[i].started)
+				pthread_kill(s->workers[i].thread, WAKE_SIGNAL);
+	}
+}
+
+static void *leader_main(struct fsp__worker *w)
+{
+	fsp_session *s = w->s;
+	bool polling = s->spin_ns && w->chan->ops->set_nonblock(w->chan) == 0;
+	unsigned backlog = 0;   /* requests in a row that were already waiting */
+
+	while (!should_stop(s)) {
+		ssize_t n = w->chan->ops->recv(w->chan, w->inbuf, s->bufsize);
+		if (!polling) {
+			if (!take(w, n))
+				break;
+			continue;
+		}
+		if (n >= 0) {
+			/* A request was already waiting. One caller alone leaves
+			 * short runs of these (its async RELEASEs); a long run
+			 * means callers in parallel: wake the helpers. */
+			if (++backlog >= 16 && s->nworkers > 1)
+				set_helping(s, 1);
+			if (!take(w, n))
+				break;
+			continue;
+		}
+		backlog = 0;
+		if (n != -EAGAIN) {
+			if (!take(w, n))
+				break;
+			continue;
+		}
+		uint64_t until = now_ns() + s->spin_ns;
+		do {
+			__builtin_ia32_pause();
+			n = w->chan->ops->recv(w->chan, w->inbuf, s->bufsize);
+		} while (n == -EAGAIN && now_ns() < until && !should_stop(s));
+		if (n == -EAGAIN) {
+			/* quiet: helpers go back to their parking place */
+			set_helping(s, 0);
+			w->chan->ops->wait(w->chan);
+			continue;
+		}
+		if (!take(w, n))
+			break;
+	}
+	return NULL;
+}
+
+static void *helper_main(struct fsp__worker *w)
+{
+	fsp_session *s = w->s;
+
+	while (!should_stop(s)) {
+		if (s->spin_ns && !atomic_load(&s->helping)) {
+			pthread_mutex_lock(&s->park_lock);
+			while (!atomic_load(&s->helping) && !should_stop(s))
+				pthread_cond_wait(&s->park_cond, &s->park_lock);
+			pthread_mutex_unlock(&s->park_lock);
+			continue;
+		}
+		if (!take(w, w->chan->ops->recv(w->chan, w->inbuf, s->bufsize)))
+			break;
+	}
+	return NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	struct fsp__worker *w = arg;
-	fsp_session *s = w->s;
-
-	for (;;) {
-		if (atomic_load(&s->stopping) || atomic_load(&s->dead))
-			break;
-		ssize_t n = w->chan->ops->recv(w->chan, w->inbuf, s->bufsize);
-		if (n == -EINTR || n == -EAGAIN || n == -ENOENT)
-			continue;   /* ENOENT: the request was interrupted before we read it */
-		if (n == -ENODEV) {
-			atomic_store(&s->dead, 1);   /* unmounted or aborted: session over */
-			break;
-		}
-		if (n < 0) {
-			fsp_log(0, "reading /dev/fuse: %s; stopping", strerror((int)-n));
-			atomic_store(&s->dead, 1);
-			break;
-		}
-		fsp__dispatch(w, (size_t)n);
-	}
-	atomic_fetch_sub(&s->live_workers, 1);
+	if (w->index == 0)
+		leader_main(w);
+	else
+		helper_main(w);
+	atomic_fetch_sub(&w->s->live_workers, 1);
 	return NULL;
 }
 
@@ -390,7 +501,13 @@ void fsp__workers_stop(fsp_session *s)
 	if (!s->workers)
 		return;
 	atomic_store(&s->stopping, 1);
+	pthread_mutex_lock(&s->park_lock);
+	pthread_cond_broadcast(&s->park_cond);
+	pthread_mutex_unlock(&s->park_lock);
 	for (int round = 0; atomic_load(&s->live_workers) > 0; round++) {
+		pthread_mutex_lock(&s->park_lock);
+		pthread_cond_broadcast(&s->park_cond);
+		pthread_mutex_unlock(&s->park_lock);
 		for (int i = 0; i < s->nworkers; i++)
 			if (s->workers[i].started)
 				pthread_kill(s->workers[i].thread, WAKE_SIGNAL);

@@ -121,6 +121,10 @@ struct fsp__chan_ops {
 	 * the kernel no longer waits for that request (interrupted/aborted). */
 	int (*send)(struct fsp__chan *c, const struct iovec *iov, int n);
 	void (*close)(struct fsp__chan *c);
+	/* Make recv return -EAGAIN instead of sleeping (for a polling reader). */
+	int (*set_nonblock)(struct fsp__chan *c);
+	/* Sleep until a request is ready or a signal comes: 0, or -errno. */
+	int (*wait)(struct fsp__chan *c);
 };
 struct fsp__chan {
 	const struct fsp__chan_ops *ops;
@@ -206,6 +210,13 @@ struct fsp_session {
 	volatile sig_atomic_t exit_requested;  /* fsp_session_exit() was called */
 	atomic_int stopping;       /* workers finish their request and leave */
 	atomic_uint_fast64_t unknown_logged;  /* one log line per unknown opcode < 64 */
+	/* Reading policy (dispatch.c): worker 0 polls the queue for spin_ns
+	 * after each request; the other workers read only while `helping`
+	 * (set when worker 0 finds requests waiting), else they park. */
+	uint64_t spin_ns;
+	atomic_int helping;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
 
 	/* stats.c control socket */
 	int stats_fd;

@@ -27,6 +27,7 @@ void fsp_config_init(struct fsp_config *c)
 	memset(c, 0, sizeof(*c));
 	c->default_permissions = 1;
 	c->max_write = 1024 * 1024;
+	c->spin_us = 50;
 	c->entry_timeout = 1.0;
 	c->attr_timeout = 1.0;
 	c->handle_signals = 1;
@@ -49,6 +50,7 @@ void fsp_config_help(void)
 	      "     no_default_permissions the file system checks permissions itself\n"
 	      "     threads=N              worker threads (default: from the CPU count)\n"
 	      "     max_write=BYTES        largest write request (default 1M)\n"
+	      "     spin=US                poll for the next request this long (default 50)\n"
 	      "     entry_timeout=SECONDS  how long the kernel caches names\n"
 	      "     attr_timeout=SECONDS   how long the kernel caches attributes\n"
 	      "     negative_timeout=SECONDS how long the kernel caches misses\n"
@@ -148,6 +150,12 @@ static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *
 		if (parse_size(value, &n) < 0 || n < 1 || n > FSP__MAX_WORKERS)
 			return bad_value(key, value, "a number of threads from 1 to 64");
 		c->threads = (int)n;
+		return 0;
+	}
+	if (!strcmp(key, "spin")) {
+		if (parse_size(value, &n) < 0 || n > 1000000)
+			return bad_value(key, value, "microseconds, 0 to 1000000");
+		c->spin_us = (unsigned)n;
 		return 0;
 	}
 	if (!strcmp(key, "max_write")) {
@@ -291,6 +299,9 @@ int fsp_session_new(const struct fsp_operations *ops, const struct fsp_config *c
 	s->fd = -1;
 	s->stats_fd = -1;
 	s->trace_fd = -1;
+	s->spin_ns = (uint64_t)cfg->spin_us * 1000u;
+	pthread_mutex_init(&s->park_lock, NULL);
+	pthread_cond_init(&s->park_cond, NULL);
 	if (cfg->trace_file) {
 		s->trace_fd = open(cfg->trace_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (s->trace_fd < 0) {
@@ -432,6 +443,8 @@ void fsp_session_free(fsp_session *s)
 	free(s->mountpoint);
 	free(s->fsname);
 	free(s->subtype);
+	pthread_mutex_destroy(&s->park_lock);
+	pthread_cond_destroy(&s->park_cond);
 	fsp__free(s);
 }
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <unistd.h>
 
 struct dev_chan {
@@ -42,6 +43,23 @@ static int dev_send(struct fsp__chan *c, const struct iovec *iov, int n)
 	return (size_t)w == want ? 0 : -EIO;
 }
 
+static int dev_set_nonblock(struct fsp__chan *c)
+{
+	int fl = fcntl(c->fd, F_GETFL);
+	if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static int dev_wait(struct fsp__chan *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	if (poll(&p, 1, -1) < 0)
+		return -errno;
+	/* POLLERR: the session is gone; the next recv says ENODEV */
+	return 0;
+}
+
 static void dev_close(struct fsp__chan *c)
 {
 	struct dev_chan *d = (struct dev_chan *)c;
@@ -54,6 +72,8 @@ static const struct fsp__chan_ops dev_ops = {
 	.recv = dev_recv,
 	.send = dev_send,
 	.close = dev_close,
+	.set_nonblock = dev_set_nonblock,
+	.wait = dev_wait,
 };
 
 int fsp__chan_dev_open(int session_fd, int clone, struct fsp__chan **out)

@@ -32,6 +32,9 @@ struct fsp_config {
 	int foreground;          /* -f: stay in the foreground */
 	int debug;               /* -d: trace every request to stderr (implies -f) */
 	int threads;             /* -o threads=N; 0 = from the CPU count */
+	unsigned spin_us;        /* -o spin=US: after a request, one worker polls
+				    for the next this long before sleeping
+				    (default 50; 0 = every worker sleeps in read) */
 	int read_only;           /* -o ro */
 	int allow_other;         /* -o allow_other */
 	int default_permissions; /* kernel checks permissions (default 1; -o no_default_permissions) */

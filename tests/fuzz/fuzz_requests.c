@@ -105,7 +105,7 @@ static int f_send(struct fsp__chan *c, const struct iovec *iov, int n)
 }
 
 static void f_close(struct fsp__chan *c) { (void)c; }
-static const struct fsp__chan_ops f_ops = { f_recv, f_send, f_close };
+static const struct fsp__chan_ops f_ops = { f_recv, f_send, f_close, NULL, NULL };
 static struct fsp__chan f_chan = { &f_ops, -1 };
 
 /* Ops whose body starts with a u64 fh, and where it lies. */

@@ -44,7 +44,7 @@ static int fake_send(struct fsp__chan *c, const struct iovec *iov, int n)
 }
 
 static void fake_close(struct fsp__chan *c) { (void)c; }
-static const struct fsp__chan_ops fake_ops = { fake_recv, fake_send, fake_close };
+static const struct fsp__chan_ops fake_ops = { fake_recv, fake_send, fake_close, NULL, NULL };
 static struct fsp__chan fake_chan = { &fake_ops, -1 };
 
 static int reply_error(void)
