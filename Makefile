@@ -58,7 +58,11 @@ endef
 $(foreach n,$(FS_NAMES),$(eval $(call prog_rule,$(BUILD)/fsp-$(n),$(wildcard fs/$(n)/*.c),)))
 $(foreach n,$(TOOL_NAMES),$(eval $(call prog_rule,$(BUILD)/$(n),$(wildcard tools/$(n)/*.c),-lm)))
 $(foreach n,$(EX_NAMES),$(eval $(call prog_rule,$(BUILD)/$(n),examples/$(n).c,)))
-$(foreach n,$(UNIT_NAMES),$(eval $(call prog_rule,$(BUILD)/unit/$(n),tests/unit/$(n).c,)))
+# Unit tests named memfs_*.c get fs-memfs compiled in (its main() renamed),
+# to drive it in-process without a kernel.
+MEMFS_LIB_SRC = $(filter-out fs/memfs/memfs.c,$(wildcard fs/memfs/*.c))
+$(foreach n,$(filter-out memfs_%,$(UNIT_NAMES)),$(eval $(call prog_rule,$(BUILD)/unit/$(n),tests/unit/$(n).c,)))
+$(foreach n,$(filter memfs_%,$(UNIT_NAMES)),$(eval $(call prog_rule,$(BUILD)/unit/$(n),tests/unit/$(n).c $(MEMFS_LIB_SRC),-Ifs/memfs)))
 
 run: all
 	@mkdir -p mnt
@@ -67,8 +71,13 @@ run: all
 deps:
 	@sh tests/deps.sh
 
+# The sanitizer variants are part of check: tests run fsp-stress under them.
 check: all deps
+	@$(MAKE) --no-print-directory asan tsan >/dev/null
 	@BUILD=$(BUILD) sh tests/run.sh
+
+soak: all deps
+	@BUILD=$(BUILD) sh tests/soak.sh $(SOAK_ARGS)
 
 check-quick: all
 	@BUILD=$(BUILD) FSP_QUICK=1 sh tests/run.sh
