@@ -64,8 +64,14 @@ MEMFS_LIB_SRC = $(filter-out fs/memfs/memfs.c,$(wildcard fs/memfs/*.c))
 $(foreach n,$(filter-out memfs_%,$(UNIT_NAMES)),$(eval $(call prog_rule,$(BUILD)/unit/$(n),tests/unit/$(n).c,)))
 $(foreach n,$(filter memfs_%,$(UNIT_NAMES)),$(eval $(call prog_rule,$(BUILD)/unit/$(n),tests/unit/$(n).c $(MEMFS_LIB_SRC),-Ifs/memfs)))
 
+# fusermount3 (package fuse3) is what `fusermount3 -u mnt` and non-root
+# mounts need; as root on a fresh machine, install it.
 run: all
+	@[ "$$(id -u)" != 0 ] || command -v fusermount3 >/dev/null || \
+	  { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q --no-install-recommends fuse3 >/dev/null; }
 	@mkdir -p mnt
+	@echo "fsp-memfs mounted at ./mnt; Ctrl-C unmounts"
 	./$(BUILD)/fsp-memfs -f mnt
 
 deps:
