@@ -72,7 +72,9 @@ static uint64_t wanted_flags(const fsp_session *s)
 		     FW_INIT_DIRECT_IO_ALLOW_MMAP;
 	if (s->cfg.writeback_cache)
 		f |= FW_INIT_WRITEBACK_CACHE;
-	if (s->cfg.passthrough)
+	/* the kernel turns passthrough off under a writeback cache: asking
+	 * for both would make every backing registration fail */
+	if (s->cfg.passthrough && !s->cfg.writeback_cache)
 		f |= FW_INIT_PASSTHROUGH;
 	if (s->cfg.handle_killpriv)
 		f |= FW_INIT_HANDLE_KILLPRIV_V2;

@@ -18,6 +18,11 @@ void fsp__log_set_detached(int d)
 		openlog(program_invocation_short_name, LOG_PID, LOG_DAEMON);
 }
 
+void fsp_log_set_syslog(int on)
+{
+	fsp__log_set_detached(on);
+}
+
 const char *fsp_version(void)
 {
 	return FSP_VERSION_STRING;

@@ -229,7 +229,10 @@ int fsp_config_parse(struct fsp_config *c, int argc, char **argv, const char *us
 		} else if (!strcmp(a, "--")) {
 			only_pos = true;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			printf("usage: %s [options] %sMOUNTPOINT\n\n", prog, max_args ? "ARGS... " : "");
+			/* a program with arguments names them in its own text */
+			if (!usage || strncmp(usage, "usage:", 6) != 0)
+				printf("usage: %s [options] %sMOUNTPOINT\n\n", prog,
+				       max_args ? "ARGS... " : "");
 			if (usage)
 				fputs(usage, stdout);
 			fsp_config_help();

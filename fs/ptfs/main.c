@@ -30,7 +30,9 @@ struct ptfs pt = {
 };
 
 static const char usage[] =
-	"Mirror the directory SOURCE at MOUNTPOINT (arguments: SOURCE MOUNTPOINT).\n"
+	"usage: fsp-ptfs [options] SOURCE MOUNTPOINT\n"
+	"\n"
+	"Mirror the directory SOURCE at MOUNTPOINT.\n"
 	"\n"
 	"fsp-ptfs options:\n"
 	"  -o passthrough=auto|on|off  file data through kernel passthrough (default auto:\n"
@@ -86,10 +88,9 @@ static void pt_init(fsp_session *s)
 		close(pt.ready_fd);
 		pt.ready_fd = -1;
 		if (!pt.failed) {
-			/* The parent has reported; we are on our own now. Log
-			 * lines from here on are lost: the library switches to
-			 * syslog only from fsp_main (proposed: a public
-			 * fsp_log_set_syslog()). */
+			/* The parent has reported; we are on our own now:
+			 * log lines go to syslog from here on. */
+			fsp_log_set_syslog(1);
 			int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 			if (fd >= 0) {
 				dup2(fd, 0);

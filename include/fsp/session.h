@@ -68,7 +68,8 @@ FSP_API void fsp_config_init(struct fsp_config *cfg);
  * is the mount point. -o options the library does not know go to hook.
  * Returns 0, 1 when --help or --version was handled (print nothing more, exit
  * 0), or -EINVAL after printing a one-line message naming the problem.
- * usage: the program's own help text, printed before the library's options. */
+ * usage: the program's own help text, printed before the library's options;
+ * when it starts with "usage:" it replaces the library's synopsis line. */
 FSP_API int fsp_config_parse(struct fsp_config *cfg, int argc, char **argv,
 			     const char *usage, fsp_opt_hook hook, void *hook_data,
 			     char **args, int max_args, int *nargs);
@@ -137,5 +138,9 @@ FSP_API int fsp_main(int argc, char **argv, const struct fsp_operations *ops,
 /* Log a line to stderr (and syslog when detached) with the program name.
  * level: 0 error, 1 warning, 2 info, 3 debug. */
 FSP_API void fsp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Send fsp_log lines to syslog (on) or stderr (off). fsp_main switches to
+ * syslog when it detaches; a program that detaches itself calls this. */
+FSP_API void fsp_log_set_syslog(int on);
 
 #endif
