@@ -3,7 +3,9 @@
 # tmpfs (the ceiling), fsp-memfs, fsp-ptfs over tmpfs, and the FUSE file
 # systems Debian packages (bindfs, fuse-overlayfs) when installed.
 #
-#   bench/compare.sh [--quick] [TARGET...]     targets: tmpfs memfs ptfs bindfs overlayfs
+#   bench/compare.sh [--quick] [TARGET...]
+#     targets: tmpfs memfs ptfs bindfs overlayfs (over tmpfs), and
+#              ext4 ptfs-ext4 bindfs-ext4 (a loop-mounted ext4: bare, and as backing)
 #
 # Per target: the big copy (a 3,200-dir / 12,000-file tree: cp -a inside the
 # mount, diff -r, rm -rf; timed together), creates/s, and sequential 1 MiB
@@ -46,6 +48,15 @@ mount_target() { # name mnt -> 0 if mounted
 		mkdir -p "$back/l" "$back/u" "$back/w" && mount -t tmpfs -o size=8G tmpfs "$back/u" &&
 		mkdir -p "$back/u/up" "$back/u/wk" &&
 		fuse-overlayfs -o lowerdir="$back/l",upperdir="$back/u/up",workdir="$back/u/wk" "$m" ;;
+	ext4|ptfs-ext4|bindfs-ext4)
+		# a fresh ext4 on a loop image: the bare directory, or the backing
+		img=$work/$t.img
+		truncate -s 8G "$img" && mkfs.ext4 -q -F "$img" || return 1
+		if [ $t = ext4 ]; then mount -o loop "$img" "$m" || return 1
+		else
+			mkdir -p "$back" && mount -o loop "$img" "$back" || return 1
+			if [ $t = ptfs-ext4 ]; then "$B/fsp-ptfs" "$back" "$m"; else bindfs "$back" "$m"; fi
+		fi ;;
 	*) return 1 ;;
 	esac
 	for i in 1 2 3 4 5 6 7 8 9 10; do mountpoint -q "$m" && return 0; sleep 0.2; done
@@ -80,4 +91,5 @@ for t in $targets; do
 	rm -f "$m/big"
 	printf '%-10s %12s %8s %12s %12s %12s\n' "$t" "$big" "$ratio" "${cr:-FAILED}" "${wr:-FAILED}" "${rd:-FAILED}"
 	umount -l "$m"
+	[ -d "$work/back-$t" ] && umount -l "$work/back-$t" 2>/dev/null
 done
