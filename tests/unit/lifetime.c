@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int failures, checks;
 #define CHECK(cond, ...) do { checks++; if (!(cond)) { failures++; \
@@ -262,6 +263,44 @@ int main(void)
 	CHECK(releases == 2, "lost open released (%d)", releases);
 	forget(103, 1);
 	CHECK(forget_calls[3] == 1, "d forgotten");
+
+	/* notifications: exact encoding on the device fd */
+	int pfd[2];
+	if (pipe(pfd) == 0) {
+		char nb[512];
+		struct fw_out_header oh;
+		s->fd = pfd[1];
+		CHECK(fsp_notify_inval_entry(s, 7, "name") == 0, "inval_entry sent");
+		ssize_t n = read(pfd[0], nb, sizeof(nb));
+		memcpy(&oh, nb, sizeof(oh));
+		struct fw_notify_inval_entry_out ie;
+		memcpy(&ie, nb + sizeof(oh), sizeof(ie));
+		CHECK(n == (ssize_t)(sizeof(oh) + sizeof(ie) + 5) && oh.len == n && oh.unique == 0 &&
+		      oh.error == FW_NOTIFY_INVAL_ENTRY && ie.parent == 7 && ie.namelen == 4 &&
+		      !memcmp(nb + sizeof(oh) + sizeof(ie), "name", 5), "inval_entry encoding");
+		CHECK(fsp_notify_inval_inode(s, 9, -1, 0) == 0, "inval_inode sent");
+		n = read(pfd[0], nb, sizeof(nb));
+		memcpy(&oh, nb, sizeof(oh));
+		struct fw_notify_inval_inode_out ii;
+		memcpy(&ii, nb + sizeof(oh), sizeof(ii));
+		CHECK(n == (ssize_t)(sizeof(oh) + sizeof(ii)) && oh.error == FW_NOTIFY_INVAL_INODE &&
+		      ii.ino == 9 && ii.off == -1 && ii.len == 0, "inval_inode encoding");
+		CHECK(fsp_notify_delete(s, 1, 9, "x") == 0, "delete sent");
+		n = read(pfd[0], nb, sizeof(nb));
+		memcpy(&oh, nb, sizeof(oh));
+		struct fw_notify_delete_out de;
+		memcpy(&de, nb + sizeof(oh), sizeof(de));
+		CHECK(oh.error == FW_NOTIFY_DELETE && de.parent == 1 && de.child == 9 &&
+		      de.namelen == 1 && n == (ssize_t)(sizeof(oh) + sizeof(de) + 2), "delete encoding");
+		char big[300];
+		memset(big, 'a', 299);
+		big[299] = 0;
+		CHECK(fsp_notify_inval_entry(s, 1, big) == -ENAMETOOLONG, "long name refused");
+		CHECK(fsp_notify_inval_entry(s, 1, "") == -EINVAL, "empty name refused");
+		s->fd = -1;
+		close(pfd[0]);
+		close(pfd[1]);
+	}
 
 	/* shutdown: a node and a handle still held are ended exactly once */
 	CHECK(lookup("e") == 0, "lookup e");
