@@ -11,8 +11,9 @@
  *    only grows, and all of it is handed back by the one forget.
  *  - users counts requests in flight that resolved this node, open handles,
  *    and 1 for the root for the session's whole life.
- *  - Counts that would go below zero are bugs: FSP__BUG names the node and
- *    the count is clamped (debug builds abort).
+ *  - users going below zero is our bug: FSP__BUG names the node (debug
+ *    builds abort). nlookup going below zero is the kernel's count
+ *    disagreeing with ours: logged and clamped, never an abort.
  * No lock is held while a file system callback runs.
  */
 #include "fsp_i.h"
@@ -270,8 +271,11 @@ static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, 
 		return;
 	}
 	if (count > n->nlookup) {
-		FSP__BUG("node %llu: %s of %llu exceeds lookup count %llu", (unsigned long long)ino,
-			 why, (unsigned long long)count, (unsigned long long)n->nlookup);
+		/* The count comes from the kernel: validated input, not our
+		 * invariant, so a warning and a clamp, never an abort. */
+		fsp_log(1, "node %llu: %s of %llu exceeds lookup count %llu; clamped",
+			(unsigned long long)ino, why, (unsigned long long)count,
+			(unsigned long long)n->nlookup);
 		count = n->nlookup;
 	}
 	n->nlookup -= count;

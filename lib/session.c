@@ -523,7 +523,8 @@ int fsp_main(int argc, char **argv, const struct fsp_operations *ops, void *root
 		return rc > 0 ? 0 : 2;
 	rc = fsp_session_new(ops, &cfg, root, userdata, &s);
 	if (rc < 0) {
-		fsp_log(0, "creating the session: %s", strerror(-rc));
+		if (rc == -ENOMEM)  /* other failures were logged where they happened */
+			fsp_log(0, "creating the session: out of memory");
 		return 1;
 	}
 	rc = fsp_session_mount(s);

@@ -45,6 +45,14 @@ int fsp__stats_socket_path(unsigned maj, unsigned min, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* A reader who is not root may be asking about root's mount: its socket is
+ * under /run/fsp, not under the reader's own directory. */
+static int root_socket_path(unsigned maj, unsigned min, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "/run/fsp/%u:%u.sock", maj, min);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 static size_t add(char *buf, size_t size, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static size_t add(char *buf, size_t size, size_t len, const char *fmt, ...)
@@ -216,11 +224,14 @@ int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	if (rc == -ENOENT && geteuid() != 0 &&
+	    root_socket_path(maj, min, sa.sun_path, sizeof(sa.sun_path)) == 0)
+		rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	if (rc < 0) {
 		/* no socket file: a FUSE mount, but nobody answers for it */
-		rc = errno == ENOENT ? -ECONNREFUSED : -errno;
 		close(fd);
-		return rc;
+		return rc == -ENOENT ? -ECONNREFUSED : rc;
 	}
 	for (;;) {
 		ssize_t n = read(fd, buf + len, size - 1 - len);

@@ -97,7 +97,7 @@ static int block_new(struct memfs *fs, void **out)
 
 	if (rc)
 		return rc;
-	*out = malloc(BS);
+	*out = memfs_fail_alloc() ? NULL : malloc(BS);
 	if (!*out) {
 		memfs_uncharge(fs, BS);
 		return -ENOMEM;

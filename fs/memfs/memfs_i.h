@@ -107,6 +107,7 @@ static inline struct timespec memfs_now(void)
 
 /* node.c — accounting, objects, references, attributes. */
 int memfs_charge(struct memfs *fs, uint64_t bytes);   /* 0 or -ENOSPC */
+bool memfs_fail_alloc(void);   /* injected allocation failure (MEMFS_FAIL_ALLOC_AT) */
 void memfs_uncharge(struct memfs *fs, uint64_t bytes);
 void *memfs_alloc(struct memfs *fs, size_t size, int *err); /* charged, zeroed */
 void *memfs_realloc(struct memfs *fs, void *p, size_t old, size_t size, int *err);

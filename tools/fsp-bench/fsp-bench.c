@@ -132,7 +132,15 @@ int main(int argc, char **argv)
 		puts("fsp-bench (fsp) 0.1.0");
 		return 0;
 	}
-	if (argc < 3 || argc > 4) {
+	if (argc >= 2 && argv[1][0] == '-') {
+		fprintf(stderr, "fsp-bench: unknown option '%s' (see --help)\n", argv[1]);
+		return 2;
+	}
+	if (argc > 4) {
+		fprintf(stderr, "fsp-bench: too many arguments: '%s' (see --help)\n", argv[4]);
+		return 2;
+	}
+	if (argc < 3) {
 		fprintf(stderr, "fsp-bench: expected a command and a path (see --help)\n");
 		return 2;
 	}

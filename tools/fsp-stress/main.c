@@ -444,6 +444,8 @@ int main(int argc, char **argv)
 		note("--pid: cannot start the watcher thread");
 	r = CK(mkdir(workdir, 0755));
 	if (r < 0) {
+		/* unusable DIR is bad input: say so where errors go */
+		fprintf(stderr, "fsp-stress: cannot create %s: %s\n", workdir, strerror(-r));
 		fail_reason("cannot create %s: %s", workdir, strerror(-r));
 		return report_final();
 	}

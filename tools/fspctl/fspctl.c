@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void usage(FILE *f)
 {
@@ -35,16 +36,25 @@ int main(int argc, char **argv)
 	}
 	if (argc < 3 || argc > 4 || strcmp(argv[1], "stats") != 0) {
 		if (argc >= 2 && strcmp(argv[1], "stats") != 0)
-			fprintf(stderr, "fspctl: unknown command '%s'\n", argv[1]);
+			fprintf(stderr, "fspctl: unknown command '%s' (see --help)\n", argv[1]);
 		else
-			fprintf(stderr, "fspctl: expected: stats MOUNTPOINT [KEY]\n");
-		usage(stderr);
+			fprintf(stderr, "fspctl: expected: stats MOUNTPOINT [KEY] (see --help)\n");
 		return 2;
 	}
+	/* a daemon that just mounted serves its counters once INIT is done:
+	 * give it a second */
 	int n = fsp_stats_query(argv[2], buf, sizeof(buf));
+	for (int i = 0; i < 20 && n == -ECONNREFUSED; i++) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		n = fsp_stats_query(argv[2], buf, sizeof(buf));
+	}
 	if (n < 0) {
 		if (n == -ENOENT)
 			fprintf(stderr, "fspctl: no FUSE file system is mounted at %s\n", argv[2]);
+		else if (n == -EACCES)
+			fprintf(stderr, "fspctl: %s: permission denied (the counters of a mount are "
+				"for its owner and root)\n", argv[2]);
 		else if (n == -ECONNREFUSED || n == -ENOTCONN)
 			fprintf(stderr, "fspctl: the file system at %s does not answer (not an fsp "
 				"file system, or its daemon is gone)\n", argv[2]);
