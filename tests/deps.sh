@@ -38,6 +38,8 @@ diff diffutils
 cmp diffutils
 find findutils
 awk mawk
+clang clang
+/usr/share/doc/libclang-rt-14-dev libclang-rt-14-dev
 "
 
 PATH="$PATH:/usr/sbin:/sbin"

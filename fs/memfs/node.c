@@ -40,6 +40,37 @@ void memfs_uncharge(struct memfs *fs, uint64_t bytes)
 	}
 }
 
+/* Allocation failure injection, for the sweep of tests/unit/memfs_allocfail.c
+ * (as lib/alloc.c does for the library, with a counter of its own):
+ * MEMFS_FAIL_ALLOC_AT=N makes memfs's Nth allocation (0-based, counted from
+ * the start of the process) and the MEMFS_FAIL_ALLOC_LEN-1 after it (default
+ * 1 in all) fail as if malloc had; unset, nothing is counted. Read once. */
+static atomic_ulong fail_count;
+static long fail_at = -1, fail_len = 1;
+static pthread_once_t fail_once = PTHREAD_ONCE_INIT;
+
+static void fail_init(void)
+{
+	const char *v = getenv("MEMFS_FAIL_ALLOC_AT");
+	const char *l = getenv("MEMFS_FAIL_ALLOC_LEN");
+
+	if (v && *v)
+		fail_at = strtol(v, NULL, 10);
+	if (l && *l)
+		fail_len = strtol(l, NULL, 10);
+}
+
+bool memfs_fail_alloc(void)
+{
+	unsigned long n;
+
+	pthread_once(&fail_once, fail_init);
+	if (fail_at < 0)
+		return false;
+	n = atomic_fetch_add_explicit(&fail_count, 1, memory_order_relaxed);
+	return (long)n >= fail_at && (long)n < fail_at + fail_len;
+}
+
 void *memfs_alloc(struct memfs *fs, size_t size, int *err)
 {
 	void *p;
@@ -49,7 +80,7 @@ void *memfs_alloc(struct memfs *fs, size_t size, int *err)
 		*err = rc;
 		return NULL;
 	}
-	p = calloc(1, size);
+	p = memfs_fail_alloc() ? NULL : calloc(1, size);
 	if (!p) {
 		memfs_uncharge(fs, size);
 		*err = -ENOMEM;
@@ -71,7 +102,7 @@ void *memfs_realloc(struct memfs *fs, void *p, size_t old, size_t size, int *err
 			return NULL;
 		}
 	}
-	np = realloc(p, size);
+	np = memfs_fail_alloc() ? NULL : realloc(p, size);
 	if (!np) {
 		if (size > old)
 			memfs_uncharge(fs, size - old);
