@@ -3,6 +3,7 @@
 #   make            library (static + shared), file systems, tools, examples -> build/
 #   make run        build, then mount fsp-memfs at ./mnt in the foreground (Ctrl-C unmounts)
 #   make check      build, install missing test dependencies, run every test
+#                   (fsp-memfs), then the behavioural ones on fsp-ptfs over ext4
 #   make asan|ubsan|tsan   sanitizer variants of everything, in build-<variant>/
 #
 # Layout: lib/*.c is the library (one file per layer), include/fsp/ its public
@@ -78,9 +79,23 @@ deps:
 	@sh tests/deps.sh
 
 # The sanitizer variants are part of check: tests run fsp-stress under them.
+# Two runs: everything against fsp-memfs, then the behavioural tests against
+# fsp-ptfs over ext4 with the smaller data sets. Each prints its own counts;
+# the last line sums both, and check fails if either run failed.
+CHECK_COUNTS = $(BUILD)/test-counts
 check: all deps
 	@$(MAKE) --no-print-directory asan tsan >/dev/null
-	@BUILD=$(BUILD) sh tests/run.sh
+	@rm -f $(CHECK_COUNTS); st=0; \
+	BUILD=$(BUILD) FSP_TEST_COUNTS=$(CHECK_COUNTS) sh tests/run.sh || st=1; \
+	echo; \
+	BUILD=$(BUILD) FSP_TEST_FS=ptfs-ext4 FSP_QUICK=1 FSP_TEST_COUNTS=$(CHECK_COUNTS) \
+	  sh tests/run.sh || st=1; \
+	echo; \
+	cat $(CHECK_COUNTS) 2>/dev/null | awk '{ p += $$2; f += $$3; s += $$4; r = r " " $$1 } \
+	  END { if (NR < 2) { print "make check: " 2 - NR " of the 2 runs ended without counts"; f += 2 - NR } \
+	  print "make check: both runs (" substr(r, 2) "):"; \
+	  printf "%d passed, %d failed, %d skipped\n", p, f, s }'; \
+	exit $$st
 
 soak: all deps
 	@BUILD=$(BUILD) sh tests/soak.sh $(SOAK_ARGS)
@@ -109,7 +124,7 @@ $(FUZZ_BIN): $(FUZZ_SRC) $(HDRS) $(wildcard fs/memfs/*.h fs/memfs/memfs.c)
 	  -fno-sanitize-recover=undefined $(FUZZ_SRC) -o $@
 fuzz: $(FUZZ_BIN)
 	@mkdir -p build-fuzz/corpus
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -rss_limit_mb=2048 build-fuzz/corpus tests/fuzz/corpus
 
 asan:

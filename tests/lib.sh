@@ -3,15 +3,25 @@
 #
 #   . "$(dirname "$0")/../lib.sh"
 #   M=$T/mnt
-#   fs_mount "$M"            # fsp-memfs, or tmpfs when FSP_TEST_FS=tmpfs
+#   fs_mount "$M"            # fsp-memfs, fsp-ptfs or tmpfs (FSP_TEST_FS)
 #   ... checks ...
+#   compare_backing "$M"     # ptfs modes: the mount shows its backing exactly
 #   fs_umount "$M"           # also checks that the daemon exited with 0
 #
 # Environment (set by tests/run.sh; a test also runs on its own with bash):
-#   FSP_TEST_FS    memfs (default) or tmpfs: the file system under test
+#   FSP_TEST_FS    the file system under test:
+#                  memfs      fsp-memfs (default)
+#                  tmpfs      the kernel's tmpfs (reference mode: checks the
+#                             tests themselves; there is no daemon)
+#                  ptfs       fsp-ptfs over a fresh tmpfs per fs_mount
+#                  ptfs-ext4  fsp-ptfs over a fresh ext4 (loop device on a
+#                             sparse image in $T) per fs_mount
 #   FSP_QUICK      1 = smaller data sets
 #   FSP_TEST_TMP   the test's own temporary directory (made if unset); $T
-#   BUILD_DIR      where fsp-memfs is (default: <repo>/build)
+#   BUILD_DIR      where fsp-memfs and fsp-ptfs are (default: <repo>/build)
+#   FSP_PTFS_EXT4_SIZE  size of the sparse ext4 image without size= (4G)
+#   FSP_PTFS_OPTS  more -o options for fsp-ptfs in ptfs modes (for example
+#                  passthrough=off: file data through the daemon)
 #
 # Protocol with the runner: exit 0 passes, exit 77 skips (the last line
 # "SKIP: reason" says why), anything else fails (the first line "FAIL: ..."
@@ -29,6 +39,8 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 FSP_TEST_FS=${FSP_TEST_FS:-memfs}
 FSP_QUICK=${FSP_QUICK:-0}
 FSP_MEMFS=${FSP_MEMFS:-$BUILD_DIR/fsp-memfs}
+FSP_PTFS=${FSP_PTFS:-$BUILD_DIR/fsp-ptfs}
+FSP_PTFS_EXT4_SIZE=${FSP_PTFS_EXT4_SIZE:-4G}
 FSP_MOUNT_TIMEOUT=${FSP_MOUNT_TIMEOUT:-15}
 PATH="$PATH:/usr/sbin:/sbin"
 # the system's python3 first: a version manager's shim in front of it costs
@@ -45,8 +57,10 @@ T=$(cd "$FSP_TEST_TMP" && pwd -P)
 cd "$T"
 
 declare -a _fsp_mounts=()      # mount points made by fs_mount, in order
-declare -A _fsp_pid=()         # mount point -> daemon pid (memfs mode)
+declare -A _fsp_pid=()         # mount point -> daemon pid (memfs, ptfs modes)
 declare -A _fsp_log=()         # mount point -> daemon log file
+declare -A _fsp_backing=()     # mount point -> backing directory (ptfs modes)
+declare -A _fsp_loop=()        # mount point -> loop device of its ext4 (ptfs-ext4)
 _fsp_nmount=0
 
 # --- reporting ---------------------------------------------------------------
@@ -81,8 +95,41 @@ trap '_fsp_rc=$?; echo "FAIL: line $LINENO: command failed with status $_fsp_rc:
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 is_quick() { [ "$FSP_QUICK" = 1 ]; }
+is_memfs_mode() { [ "$FSP_TEST_FS" = memfs ]; }
 is_tmpfs_mode() { [ "$FSP_TEST_FS" = tmpfs ]; }
-fs_label() { if is_tmpfs_mode; then echo tmpfs; else echo fsp-memfs; fi; }
+is_ptfs_mode() { [ "$FSP_TEST_FS" = ptfs ] || [ "$FSP_TEST_FS" = ptfs-ext4 ]; }
+# is_fuse_mode: a daemon of this project serves the mount (not tmpfs).
+is_fuse_mode() { ! is_tmpfs_mode; }
+# fs_daemon: the program that serves the mounts ("" in tmpfs mode).
+fs_daemon() {
+	case "$FSP_TEST_FS" in
+	memfs) echo fsp-memfs ;;
+	ptfs | ptfs-ext4) echo fsp-ptfs ;;
+	*) echo "" ;;
+	esac
+}
+# fs_label: the file system under test, for messages.
+fs_label() {
+	case "$FSP_TEST_FS" in
+	memfs) echo fsp-memfs ;;
+	tmpfs) echo tmpfs ;;
+	ptfs) echo "fsp-ptfs over tmpfs" ;;
+	ptfs-ext4) echo "fsp-ptfs over ext4" ;;
+	esac
+}
+# backing_fstype: where the data really lives: memfs (the daemon's memory),
+# tmpfs (tmpfs and ptfs modes) or ext4 (ptfs-ext4).
+backing_fstype() {
+	case "$FSP_TEST_FS" in
+	memfs) echo memfs ;;
+	tmpfs | ptfs) echo tmpfs ;;
+	ptfs-ext4) echo ext4 ;;
+	esac
+}
+case "$FSP_TEST_FS" in
+memfs | tmpfs | ptfs | ptfs-ext4) ;;
+*) fail "FSP_TEST_FS must be memfs, tmpfs, ptfs or ptfs-ext4, not '$FSP_TEST_FS'" ;;
+esac
 
 need_root() { is_root || skip "needs root: $*"; }
 need_cmd() {
@@ -92,8 +139,22 @@ need_cmd() {
 			skip "'$c' is not installed (sh tests/deps.sh installs it)"
 	done
 }
-# need_memfs WHY: the test only makes sense against fsp-memfs.
-need_memfs() { is_tmpfs_mode && skip "not applicable to tmpfs (reference mode): $*"; return 0; }
+# need_fs MODES [WHY]: the test only makes sense in these FSP_TEST_FS modes
+# (comma separated; "fuse" stands for every mode with a daemon: memfs, ptfs,
+# ptfs-ext4); otherwise it is skipped, saying why.
+need_fs() {
+	local m IFS=,
+	for m in $1; do
+		case "$m" in
+		"$FSP_TEST_FS") return 0 ;;
+		fuse) is_fuse_mode && return 0 ;;
+		esac
+	done
+	skip "not applicable in $FSP_TEST_FS mode (only $1)${2:+: $2}"
+}
+# need_memfs WHY: the test only makes sense against fsp-memfs (its options,
+# its memory accounting, its own builds...).
+need_memfs() { need_fs memfs "$*"; }
 
 # need_fuse: FUSE mounts can be made here (else skip, saying why).
 need_fuse() {
@@ -104,7 +165,11 @@ need_fuse() {
 		[ -r /dev/fuse ] && [ -w /dev/fuse ] ||
 			skip "not root and /dev/fuse is not usable by $(id -un)"
 	fi
-	[ -x "$FSP_MEMFS" ] || fail "fsp-memfs is not built: $FSP_MEMFS (run make)"
+	if is_ptfs_mode; then
+		[ -x "$FSP_PTFS" ] || fail "fsp-ptfs is not built: $FSP_PTFS (run make)"
+	else
+		[ -x "$FSP_MEMFS" ] || fail "fsp-memfs is not built: $FSP_MEMFS (run make)"
+	fi
 }
 
 # --- assertions --------------------------------------------------------------
@@ -233,10 +298,12 @@ wait_until() {
 }
 
 # exit_status PID: reap a child that has exited; print its status.
+# exit_status PID: reap PID in this shell and leave its status in
+# $_fsp_status. (Not in $(...): a subshell cannot wait for this shell's
+# children and reports -1 for a zombie not yet reaped.)
 exit_status() {
-	local rc=0
-	wait "$1" 2>/dev/null || rc=$?
-	echo $rc
+	_fsp_status=0
+	wait "$1" 2>/dev/null || _fsp_status=$?
 }
 
 # describe_status N: "exit status N" or "killed by SIGX".
@@ -262,13 +329,108 @@ tmpfs_opts() {
 	echo "${out#,}"
 }
 
+# ptfs_split_opts OPTS: in ptfs modes, size= and nodes= are for the backing
+# file system, the memfs-only max_file_size= is dropped, the rest is for
+# fsp-ptfs. Sets _fsp_bopts (backing) and _fsp_popts (fsp-ptfs).
+ptfs_split_opts() {
+	local o IFS=,
+	_fsp_bopts="" _fsp_popts=""
+	for o in $1; do
+		case "$o" in
+		size=* | nodes=*) _fsp_bopts="$_fsp_bopts,$o" ;;
+		max_file_size=*) note "$FSP_TEST_FS mode: option '$o' is fsp-memfs's; ignored" >&2 ;;
+		*) _fsp_popts="$_fsp_popts,$o" ;;
+		esac
+	done
+	_fsp_bopts=${_fsp_bopts#,}
+	_fsp_popts=${_fsp_popts#,}
+}
+
+# _fsp_make_backing DIR BOPTS N: a fresh, empty file system for the mount at
+# DIR to mirror, mounted at $T/backing.N: tmpfs (with size=, nr_inodes=), or
+# ext4 on a loop device over a sparse image $T/backing.N.img of size= (no
+# journal then: it would take much of a small file system) or
+# $FSP_PTFS_EXT4_SIZE. ext4 keeps inodes 1-10 for itself (the root is one of
+# them), so nodes=N makes about N+10 inodes: N-6 or so files can be created,
+# as with tmpfs's nr_inodes=N (N-1). lost+found is removed: the root starts
+# empty, as on tmpfs and fsp-memfs. ea_inode: xattr values up to 64 KiB, as
+# tmpfs and fsp-memfs take (plain ext4 refuses values over about 4 KiB).
+_fsp_make_backing() {
+	local dir=$1 bopts=$2 n=$3 b=$T/backing.$3 o size="" nodes="" img loop out
+	local mkfs=(-q -F -m 0 -I 256 -O ea_inode -E lazy_itable_init=1,lazy_journal_init=1,nodiscard)
+	is_root || skip "$FSP_TEST_FS mode needs root to mount the backing file system"
+	mkdir -p -- "$b"
+	if [ "$FSP_TEST_FS" = ptfs ]; then
+		o=$(tmpfs_opts "$bopts")
+		out=$(mount -t tmpfs ${o:+-o "$o"} fsp-test-backing "$b" 2>&1) ||
+			fail "mount -t tmpfs ${o:+-o $o} on $b (the backing of $dir) failed: $out"
+	else
+		need_cmd mkfs.ext4 losetup
+		local IFS=,
+		for o in $bopts; do
+			case "$o" in
+			size=*) size=${o#size=} ;;
+			nodes=*) nodes=${o#nodes=} ;;
+			esac
+		done
+		unset IFS
+		img=$b.img
+		rm -f -- "$img"
+		truncate -s "${size:-$FSP_PTFS_EXT4_SIZE}" "$img"
+		[ -n "$size" ] && mkfs+=(-O ^has_journal)
+		# mke2fs rounds the inode count to a multiple of 8: round down
+		[ -n "$nodes" ] && mkfs+=(-N $(((nodes + 10) / 8 * 8)))
+		out=$(mkfs.ext4 "${mkfs[@]}" "$img" 2>&1) || fail "mkfs.ext4 ${mkfs[*]} $img failed: $out"
+		loop=$(losetup --find --show -- "$img" 2>&1) || fail "losetup of $img failed: $loop"
+		_fsp_loop[$dir]=$loop
+		# noinit_itable: no kernel thread zeroing inode tables during the test
+		out=$(mount -t ext4 -o noinit_itable "$loop" "$b" 2>&1) ||
+			fail "mount -t ext4 $loop (image $img) on $b failed: $out"
+		rmdir "$b/lost+found"
+	fi
+	_fsp_backing[$dir]=$b
+	echo "fs_mount: backing $(backing_fstype) at $b${bopts:+ ($bopts)}${loop:+ on $loop}"
+}
+
+# _fsp_release_backing DIR [lazy]: unmount the backing file system of DIR and
+# free its loop device. Fails if it is busy, unless "lazy" is given.
+_fsp_release_backing() {
+	local dir=$1 b=${_fsp_backing[$1]:-} loop=${_fsp_loop[$1]:-} out
+	if [ -n "$b" ] && is_mounted "$b"; then
+		if ! out=$(umount -- "$b" 2>&1); then
+			if [ "${2:-}" = lazy ]; then
+				umount -l -- "$b" 2>/dev/null
+			else
+				fuser -vm "$b" 2>&1 | head -n 20 >&2 || true
+				fail "unmounting the backing file system $b of $dir failed: $out"
+			fi
+		fi
+	fi
+	if [ -n "$loop" ]; then
+		# (of a lazily unmounted ext4 that is still busy, the kernel frees the
+		# loop device when the file system lets go of it)
+		losetup -d "$loop" 2>/dev/null || true
+	fi
+	unset "_fsp_backing[$dir]" "_fsp_loop[$dir]"
+	return 0
+}
+
+# fs_backing DIR: the backing directory mirrored at DIR (ptfs modes; "" else).
+fs_backing() {
+	local dir
+	dir=$(realpath -m -- "$1")
+	echo "${_fsp_backing[$dir]:-}"
+}
+
 # fs_mount DIR [OPTS]: mount the file system under test at DIR (made if
-# missing) and wait until it is mounted. OPTS is an fsp -o list. In memfs mode
-# the daemon runs in the foreground (-f) in the background of this shell, its
-# output in $T/fsp-memfs.N.log; FS_WRAPPER (e.g. "valgrind -q") is put in
-# front of the command when set. Fails clearly if the daemon dies first.
+# missing) and wait until it is mounted. OPTS is an fsp -o list. In memfs and
+# ptfs modes the daemon runs in the foreground (-f) in the background of this
+# shell, its output in $T/fsp-memfs.N.log or $T/fsp-ptfs.N.log; FS_WRAPPER
+# (e.g. "valgrind -q") is put in front of the command when set. Fails clearly
+# if the daemon dies first. In ptfs modes a fresh backing file system is made
+# first (see _fsp_make_backing; fs_backing DIR names it).
 fs_mount() {
-	local dir=$1 opts=${2:-} pid log i rc
+	local dir=$1 opts=${2:-} pid log i rc name
 	mkdir -p -- "$dir"
 	dir=$(realpath -- "$dir")
 	if is_tmpfs_mode; then
@@ -281,30 +443,40 @@ fs_mount() {
 		return 0
 	fi
 	need_fuse
+	name=$(fs_daemon)
 	_fsp_nmount=$((_fsp_nmount + 1))
-	log=$T/fsp-memfs.$_fsp_nmount.log
+	log=$T/$name.$_fsp_nmount.log
+	local -a cmd
+	if is_ptfs_mode; then
+		ptfs_split_opts "$opts${FSP_PTFS_OPTS:+,$FSP_PTFS_OPTS}"
+		_fsp_mounts+=("$dir")   # so that the EXIT trap releases the backing
+		_fsp_make_backing "$dir" "$_fsp_bopts" "$_fsp_nmount"
+		cmd=("$FSP_PTFS" -f ${_fsp_popts:+-o "$_fsp_popts"} "${_fsp_backing[$dir]}" "$dir")
+	else
+		cmd=("$FSP_MEMFS" -f ${opts:+-o "$opts"} "$dir")
+	fi
 	# set -m: a background job of a non-interactive shell would otherwise
 	# start with SIGINT and SIGQUIT ignored, unlike a daemon run by a user.
 	set -m
 	# shellcheck disable=SC2086 # FS_WRAPPER is a command line
-	${FS_WRAPPER:-} "$FSP_MEMFS" -f ${opts:+-o "$opts"} "$dir" </dev/null >"$log" 2>&1 &
+	${FS_WRAPPER:-} "${cmd[@]}" </dev/null >"$log" 2>&1 &
 	pid=$!
 	set +m
-	_fsp_mounts+=("$dir")
+	is_ptfs_mode || _fsp_mounts+=("$dir")
 	_fsp_pid[$dir]=$pid
 	_fsp_log[$dir]=$log
 	echo "fs_mount: $(fs_label) pid $pid on $dir${opts:+ -o $opts}${FS_WRAPPER:+ (under $FS_WRAPPER)}"
 	i=0
 	while ! is_mounted "$dir"; do
 		if ! pid_alive "$pid"; then
-			rc=$(exit_status "$pid")
+			exit_status "$pid"; rc=$_fsp_status
 			sed 's/^/  daemon| /' "$log" >&2
-			fail "fsp-memfs died before mounting ($(describe_status "$rc")); log above"
+			fail "$name died before mounting ($(describe_status "$rc")); log above"
 		fi
 		i=$((i + 1))
 		if [ $i -gt $((FSP_MOUNT_TIMEOUT * 20)) ]; then
 			sed 's/^/  daemon| /' "$log" >&2
-			fail "fsp-memfs did not mount $dir within ${FSP_MOUNT_TIMEOUT}s"
+			fail "$name did not mount $dir within ${FSP_MOUNT_TIMEOUT}s"
 		fi
 		sleep 0.05
 	done
@@ -314,7 +486,7 @@ fs_mount() {
 	esac
 	# the first request waits for the INIT handshake: prove the daemon answers
 	timeout 10 stat -- "$dir" >/dev/null ||
-		fail "fsp-memfs mounted $dir but does not answer stat"
+		fail "$name mounted $dir but does not answer stat"
 }
 
 # fs_pid DIR: the daemon serving DIR.
@@ -331,6 +503,24 @@ fs_log() {
 	echo "${_fsp_log[$dir]:-/dev/null}"
 }
 
+# fs_daemon_argv DIR: set FS_ARGV to a command line that serves DIR with the
+# daemon under test, without -f or -o, for tests that start daemons
+# themselves: fsp-memfs DIR, or fsp-ptfs SOURCE DIR with SOURCE a new empty
+# directory $T/src.N (on the file system of $T, not a fresh one).
+fs_daemon_argv() {
+	local src
+	if is_ptfs_mode; then
+		_fsp_nmount=$((_fsp_nmount + 1))
+		src=$T/src.$_fsp_nmount
+		mkdir -p -- "$src"
+		FS_ARGV=("$FSP_PTFS" "$src" "$1")
+	else
+		FS_ARGV=("$FSP_MEMFS" "$1")
+	fi
+}
+
+# _fsp_forget DIR: DIR is no longer this test's to unmount (a test that took
+# it down itself); in ptfs modes its backing file system is released.
 _fsp_forget() {
 	local dir=$1 m keep=()
 	for m in "${_fsp_mounts[@]}"; do
@@ -338,19 +528,22 @@ _fsp_forget() {
 	done
 	_fsp_mounts=("${keep[@]}")
 	unset "_fsp_pid[$dir]"
+	[ -z "${_fsp_backing[$dir]:-}" ] || _fsp_release_backing "$dir" lazy
 }
 
 # fs_umount DIR [EXPECTED_STATUS]: unmount DIR (fusermount3 -u, or umount),
 # wait for the daemon to exit and check its status (default 0; "any" accepts
-# whatever), and that the mount is gone.
+# whatever), and that the mount is gone. In ptfs modes its backing file
+# system is then unmounted too (which fails if anything still holds it).
 fs_umount() {
-	local dir want=${2:-0} pid rc out
+	local dir want=${2:-0} pid rc out name
 	dir=$(realpath -m -- "$1")
 	if is_tmpfs_mode; then
 		out=$(umount -- "$dir" 2>&1) || fail "umount $dir failed: $out"
 		_fsp_forget "$dir"
 		return 0
 	fi
+	name=$(fs_daemon)
 	pid=${_fsp_pid[$dir]:-}
 	if is_mounted "$dir"; then
 		if command -v fusermount3 >/dev/null 2>&1; then
@@ -365,19 +558,24 @@ fs_umount() {
 	if [ -n "$pid" ]; then
 		if ! wait_dead "$pid" 15; then
 			sed 's/^/  daemon| /' "$(fs_log "$dir")" | tail -n 20 >&2
-			fail "fsp-memfs (pid $pid) did not exit within 15s of the unmount of $dir"
+			fail "$name (pid $pid) did not exit within 15s of the unmount of $dir"
 		fi
-		rc=$(exit_status "$pid")
+		exit_status "$pid"; rc=$_fsp_status
 		if [ "$want" != any ] && [ "$rc" != "$want" ]; then
 			sed 's/^/  daemon| /' "$(fs_log "$dir")" | tail -n 20 >&2
-			fail "fsp-memfs ended with $(describe_status "$rc") after the unmount of $dir (expected $want)"
+			fail "$name ended with $(describe_status "$rc") after the unmount of $dir (expected $want)"
 		fi
 	fi
 	is_mounted "$dir" && fail "$dir is still mounted after unmounting it"
+	# what the daemon said, into the test's log (its own log is in $T)
+	if [ -n "$pid" ] && [ -s "$(fs_log "$dir")" ]; then
+		echo "fs_umount: $name (pid $pid) exited $rc; its log ($(wc -l <"$(fs_log "$dir")") lines, the last ones):"
+		tail -n 10 "$(fs_log "$dir")" | sed 's/^/  daemon| /'
+	fi
+	[ -z "${_fsp_backing[$dir]:-}" ] || _fsp_release_backing "$dir"
 	_fsp_forget "$dir"
 	return 0
 }
-
 # fs_abort DIR: abort the fuse connection of DIR through fusectl.
 fs_abort() {
 	local devno minor
@@ -403,7 +601,7 @@ _fsp_exit() {
 			if pid_alive "$pid"; then
 				echo "  (daemon pid $pid for $m is still running)" >&2
 			else
-				st=$(exit_status "$pid")
+				exit_status "$pid"; st=$_fsp_status
 				echo "  (daemon pid $pid for $m had ended: $(describe_status "$st"))" >&2
 			fi
 			echo "  --- last lines of ${_fsp_log[$m]}:" >&2
@@ -427,8 +625,10 @@ _fsp_exit() {
 		pid=${_fsp_pid[$m]:-}
 		if [ -n "$pid" ] && pid_alive "$pid"; then
 			kill -TERM "$pid" 2>/dev/null
-			wait_dead "$pid" 3 || kill -KILL "$pid" 2>/dev/null
+			wait_dead "$pid" 3 || { kill -KILL "$pid" 2>/dev/null; wait_dead "$pid" 3; }
 		fi
+		# ptfs modes: the backing file system and its loop device
+		[ -z "${_fsp_backing[$m]:-}" ] || _fsp_release_backing "$m" lazy
 	done
 	if [ $_fsp_own_tmp = 1 ]; then
 		cd /
@@ -488,4 +688,123 @@ for p in sys.argv[1:]:
 tree_listing() {
 	(cd "$1" && find . -mindepth 1 -printf '%y %m %U:%G %s %T@ %P -> %l\n' |
 		awk '{ if ($1 == "d") $4 = "-"; $5 = int($5); print }' | sort)
+}
+
+# compare_backing DIR [SUB]: ptfs modes: the tree at DIR/SUB (default: all of
+# DIR) and the same tree in the backing directory of DIR are exactly alike:
+# the same names, and for each the same type, mode, owner, size, link count,
+# inode number, device number, blocks, atime, mtime and ctime (ns), symlink
+# target, extended attributes (every namespace, values too) and content. A
+# no-op in the other modes. The metadata of each name is read on both sides
+# one right after the other, before its directory is listed (listing a
+# directory may set its atime). A difference is looked at again after the
+# attribute timeout (1 s), which also lets the kernel's cached attributes
+# expire: only a difference that remains fails the test; one that went away
+# is printed as a NOTE (it was cached, stale for up to attr_timeout).
+compare_backing() {
+	is_ptfs_mode || return 0
+	local dir sub=${2:-} back out
+	dir=$(realpath -m -- "$1")
+	back=$(fs_backing "$dir")
+	[ -n "$back" ] || fail "compare_backing: $dir has no backing directory"
+	if ! out=$(_fsp_compare_trees "$dir${sub:+/$sub}" "$back${sub:+/$sub}"); then
+		sleep 1.2
+		local again
+		if ! again=$(_fsp_compare_trees "$dir${sub:+/$sub}" "$back${sub:+/$sub}"); then
+			printf '%s\n' "$again" | head -n 30 >&2
+			fail "the mount $dir${sub:+/$sub} and its backing directory $back${sub:+/$sub} differ (above)"
+		fi
+		note "compare_backing: differences that went away after the attribute timeout:"
+		printf '%s\n' "$out" | head -n 10 | sed 's/^/    /'
+		out=$again
+	fi
+	echo "compare_backing: $dir${sub:+/$sub} and $back${sub:+/$sub} are alike (${out##*$'\n'})"
+}
+
+# _fsp_compare_trees MNT BACK: print the differences (exit 1), or a count.
+_fsp_compare_trees() {
+	python3 - "$1" "$2" <<'PY'
+import hashlib, os, stat, sys
+mnt, back = sys.argv[1], sys.argv[2]
+diffs = []
+def say(rel, what):
+    diffs.append("%s: %s" % (rel or ".", what))
+def xattrs(p):
+    try:
+        names = os.listxattr(p, follow_symlinks=False)
+    except OSError as e:
+        return "listxattr: %s" % e.strerror
+    out = {}
+    for n in sorted(names):
+        try:
+            out[n] = hashlib.sha1(os.getxattr(p, n, follow_symlinks=False)).hexdigest()[:12]
+        except OSError as e:
+            out[n] = "getxattr: %s" % e.strerror
+    return out
+FIELDS = ("st_mode", "st_uid", "st_gid", "st_size", "st_nlink", "st_ino", "st_rdev",
+          "st_blocks", "st_atime_ns", "st_mtime_ns", "st_ctime_ns")
+n = 0
+files = []
+def visit(rel):
+    global n
+    pm, pb = os.path.join(mnt, rel), os.path.join(back, rel)
+    try:
+        sm = os.lstat(pm)
+    except OSError as e:
+        return say(rel, "lstat through the mount: %s" % e.strerror)
+    sb = os.lstat(pb)
+    n += 1
+    for f in FIELDS:
+        a, b = getattr(sm, f), getattr(sb, f)
+        if f == "st_mode":
+            a, b = oct(a), oct(b)
+        if a != b:
+            say(rel, "%s mount=%s backing=%s" % (f, a, b))
+    xm, xb = xattrs(pm), xattrs(pb)
+    if xm != xb:
+        say(rel, "xattrs mount=%s backing=%s" % (xm, xb))
+    if stat.S_ISLNK(sb.st_mode):
+        try:
+            lm = os.readlink(pm)
+        except OSError as e:
+            lm = "readlink: %s" % e.strerror
+        if lm != os.readlink(pb):
+            say(rel, "symlink target mount=%r backing=%r" % (lm, os.readlink(pb)))
+    elif stat.S_ISREG(sb.st_mode):
+        files.append(rel)
+    elif stat.S_ISDIR(sb.st_mode):
+        try:
+            nm = sorted(os.listdir(pm))
+        except OSError as e:
+            return say(rel, "listdir through the mount: %s" % e.strerror)
+        nb = sorted(os.listdir(pb))
+        if nm != nb:
+            say(rel, "names only through the mount: %s; only in the backing: %s" % (
+                sorted(set(nm) - set(nb))[:5], sorted(set(nb) - set(nm))[:5]))
+        seen = set(nm)
+        for name in nb:
+            if name in seen:
+                visit(os.path.join(rel, name))
+visit("")
+# contents last: reading may set atimes
+for rel in files:
+    h = []
+    for p in (os.path.join(mnt, rel), os.path.join(back, rel)):
+        d = hashlib.sha1()
+        try:
+            with open(p, "rb") as f:
+                for blk in iter(lambda: f.read(1 << 20), b""):
+                    d.update(blk)
+            h.append(d.hexdigest())
+        except OSError as e:
+            h.append("read: %s" % e.strerror)
+    if h[0] != h[1]:
+        say(rel, "content mount=%s backing=%s" % (h[0], h[1]))
+if diffs:
+    print("\n".join(diffs[:50]))
+    if len(diffs) > 50:
+        print("... and %d more differences" % (len(diffs) - 50))
+    sys.exit(1)
+print("%d names, %d files' content" % (n, len(files)))
+PY
 }

@@ -23,13 +23,23 @@
 #   TESTS="a b"     the same, from the environment (space or comma separated)
 #   BUILD=dir       where the binaries are (default: build)
 #   FSP_QUICK=1     smaller data sets, for a faster run
-#   FSP_TEST_FS=tmpfs   run the behavioural tests against tmpfs instead of
-#                   fsp-memfs, to check the tests themselves (reference mode)
+#   FSP_TEST_FS=mode    the file system the behavioural tests run against:
+#                   memfs (default) fsp-memfs;
+#                   tmpfs      tmpfs, to check the tests themselves (reference
+#                              mode);
+#                   ptfs       fsp-ptfs over a fresh tmpfs per mount;
+#                   ptfs-ext4  fsp-ptfs over a fresh ext4 (loop device) per
+#                              mount.
+#                   The unit tests do not depend on it: in the other modes
+#                   they run only when named.
 #   FSP_TEST_TIMEOUT=s  default per-test timeout (300; a test may ask for more
 #                   with a "# timeout: N" line near its top)
 #   FSP_TEST_KEEP=1 keep each test's temporary directory
 #   FSP_TEST_VERBOSE=1  print every test's whole log
-#   FSP_TEST_LOGS=dir   where the logs go (default: $BUILD/test-logs)
+#   FSP_TEST_LOGS=dir   where the logs go (default: $BUILD/test-logs, and
+#                   $BUILD/test-logs/MODE for a mode other than memfs)
+#   FSP_TEST_COUNTS=file  append "MODE npassed nfailed nskipped" to file at
+#                   the end (make check sums several runs from it)
 #
 # Test protocol (see tests/lib.sh): exit 0 = pass, 77 = skip (the reason is
 # the last "SKIP: ..." line of the log), anything else = fail (the reason is
@@ -45,16 +55,24 @@ FSP_TEST_FS=${FSP_TEST_FS:-memfs}
 FSP_QUICK=${FSP_QUICK:-0}
 DEFAULT_TIMEOUT=${FSP_TEST_TIMEOUT:-300}
 UNIT_TIMEOUT=${FSP_UNIT_TIMEOUT:-120}
-LOGDIR=${FSP_TEST_LOGS:-$BUILD_DIR/test-logs}
+if [ "$FSP_TEST_FS" = memfs ]; then
+	LOGDIR=${FSP_TEST_LOGS:-$BUILD_DIR/test-logs}
+else
+	LOGDIR=${FSP_TEST_LOGS:-$BUILD_DIR/test-logs/$FSP_TEST_FS}
+fi
 export ROOT BUILD BUILD_DIR FSP_TEST_FS FSP_QUICK
+case "${FSP_TEST_COUNTS:-}" in
+"" | /*) ;;
+*) FSP_TEST_COUNTS=$PWD/$FSP_TEST_COUNTS ;;
+esac
 # the tests run make and gcc themselves: not as part of an outer make -j
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 PATH="$PATH:/usr/sbin:/sbin"
 export PATH
 
 case "$FSP_TEST_FS" in
-memfs | tmpfs) ;;
-*) echo "run.sh: FSP_TEST_FS must be memfs or tmpfs, not '$FSP_TEST_FS'" >&2; exit 2 ;;
+memfs | tmpfs | ptfs | ptfs-ext4) ;;
+*) echo "run.sh: FSP_TEST_FS must be memfs, tmpfs, ptfs or ptfs-ext4, not '$FSP_TEST_FS'" >&2; exit 2 ;;
 esac
 
 if ! command -v timeout >/dev/null 2>&1; then
@@ -80,7 +98,7 @@ fi
 # --- choosing tests --------------------------------------------------------
 
 all_tests() {
-	if [ -d "$BUILD_DIR/unit" ]; then
+	if [ -d "$BUILD_DIR/unit" ] && { [ "$FSP_TEST_FS" = memfs ] || [ "${1:-}" = all ]; }; then
 		for f in "$BUILD_DIR"/unit/*; do
 			[ -f "$f" ] && [ -x "$f" ] && echo "unit/$(basename "$f")"
 		done
@@ -95,11 +113,11 @@ if [ -z "$wanted" ] && [ -n "${TESTS:-}" ]; then
 	wanted=$(echo "$TESTS" | tr ',' ' ')
 fi
 
-available=$(all_tests)
 selected=""
 if [ -z "$wanted" ]; then
-	selected=$available
+	selected=$(all_tests)
 else
+	available=$(all_tests all)
 	for w in $wanted; do
 		w=${w%.sh}
 		w=${w#tests/}
@@ -171,6 +189,17 @@ cleanup_after() {
 			umount -l "$mp" 2>>"$log" || fusermount3 -u -z "$mp" 2>>"$log"
 		done
 	fi
+	# loop devices over images in the test's directory (ptfs-ext4 mode)
+	if command -v losetup >/dev/null 2>&1; then
+		rdir=$(cd "$dir" 2>/dev/null && pwd -P) || rdir=$dir
+		losetup -n -l -O NAME,BACK-FILE 2>/dev/null | while read -r dev file; do
+			case "$file" in
+			"$rdir"/* | "$dir"/*)
+				echo "run.sh: test left loop device $dev over $file; detaching" >>"$log"
+				losetup -d "$dev" 2>>"$log" ;;
+			esac
+		done
+	fi
 }
 
 # --- running ---------------------------------------------------------------
@@ -189,7 +218,8 @@ test_timeout() {
 }
 
 echo "fsp tests: $(echo $selected | wc -w) selected, file system: $FSP_TEST_FS" \
-	"$([ "$FSP_QUICK" = 1 ] && echo '(quick)')"
+	"$([ "$FSP_QUICK" = 1 ] && echo '(quick)')" \
+	"$([ "$FSP_TEST_FS" != memfs ] && [ -z "$wanted" ] && echo '(integration tests only)')"
 suite_start=$(date +%s)
 
 for t in $selected; do
@@ -260,4 +290,7 @@ echo "fsp tests: $(($(date +%s) - suite_start))s in all; slowest:" \
 	echo "fsp tests: !!! SKIPPED (not tested, see reasons above):$skipped_names"
 [ -z "$failed_names" ] || echo "fsp tests: FAILED:$failed_names (logs in $LOGDIR)"
 echo "$npass passed, $nfail failed, $nskip skipped"
+if [ -n "${FSP_TEST_COUNTS:-}" ]; then
+	echo "$FSP_TEST_FS $npass $nfail $nskip" >>"$FSP_TEST_COUNTS"
+fi
 [ "$nfail" -eq 0 ]

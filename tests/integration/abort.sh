@@ -1,9 +1,10 @@
 #!/bin/bash
 # abort: a stopped (hung) daemon blocks its clients; aborting the connection
 # through fusectl releases them (ECONNABORTED, then ENOTCONN); the daemon, continued, sees the
-# dead connection and exits; the mount point can be unmounted. fsp-memfs only.
+# dead connection and exits; the mount point can be unmounted. Only about
+# the daemon (fsp-memfs, or fsp-ptfs in ptfs modes): skipped in tmpfs mode.
 . "$(dirname "$0")/../lib.sh"
-need_memfs "it aborts a FUSE connection"
+need_fs fuse "it aborts a FUSE connection"
 need_root "aborting a connection through fusectl needs root"
 grep -q ' /sys/fs/fuse/connections .* - fusectl ' /proc/self/mountinfo ||
 	skip "fusectl is not mounted on /sys/fs/fuse/connections (tests/run.sh mounts it as root)"
@@ -32,7 +33,7 @@ assert_errno ENOTCONN "os.stat('$M/f')" "stat after the abort"
 step "continue the daemon: it exits"
 kill -CONT "$pid"
 wait_dead "$pid" 10 || fail "the daemon did not exit within 10s on an aborted connection"
-rc=$(exit_status "$pid")
+exit_status "$pid"; rc=$_fsp_status
 echo "daemon ended with $(describe_status "$rc")"
 [ "$rc" -lt 128 ] || fail "the daemon crashed on an aborted connection: $(describe_status "$rc")"
 _fsp_pid[$(realpath "$M")]=""

@@ -177,6 +177,7 @@ assert_errno EPERM 'os.link("hd", "hd2")' "hard link to a directory"
 assert_errno EEXIST 'os.link("h2", "hd/h3")' "link onto an existing name"
 assert_errno OK 'os.rename("h2", "hd/h3")' "rename of a link onto another link of the same inode"
 assert_eq "$(stat -c %h hd/h3)/$(cat h2 | head -n 1)" "2/linked" "such a rename does nothing (POSIX)"
+compare_backing "$M"
 rm -rf hd h2
 
 step "symlinks"
@@ -198,6 +199,7 @@ ln -s "$long" longlink
 assert_eq "$(readlink longlink)" "$long" "1000-byte symlink target"
 ln -s sl loop1 && rm sl && ln -s loop1 sl
 assert_errno ELOOP 'os.stat("sl")' "symlink loop"
+compare_backing "$M"
 rm -rf sl st dangling sd sdl longlink loop1
 
 step "fifo and device nodes"
@@ -213,6 +215,7 @@ if is_root; then
 	assert_eq "$(stat -c '%F %t %T' cdev)" "character special file 1 3" "char device node"
 	mknod bdev b 7 0
 	assert_eq "$(stat -c '%F %t %T' bdev)" "block special file 7 0" "block device node"
+	compare_backing "$M"
 	rm cdev bdev
 else
 	note "not root: mknod of device nodes not tested"
@@ -239,6 +242,7 @@ if is_root; then
 	ln -s m ml
 	chown -h 7:8 ml
 	assert_eq "$(stat -c %u:%g ml)/$(stat -c %u:%g m)" "7:8/42:43" "chown -h of a symlink"
+	compare_backing "$M"
 	rm ml
 else
 	note "not root: chown not tested"
@@ -254,6 +258,7 @@ assert_eq "$(stat -c %x tm)" "1999-12-31 23:59:59.000000001 +0000" "atime with n
 assert_eq "$(stat -c %y tm)" "2001-02-03 04:05:06.123456789 +0000" "touch -a kept mtime"
 touch -m -d '@4000000000' tm
 assert_eq "$(stat -c %Y tm)" 4000000000 "mtime past 2038"
+compare_backing "$M"
 before=$(stat -c %Z tm)
 sleep 1.1
 echo x >>tm
@@ -268,6 +273,7 @@ m1=$(stat -c %Y .)
 sleep 1.1
 : >newname
 assert_ge "$(stat -c %Y .)" $((m1 + 1)) "create moves the directory's mtime"
+compare_backing "$M"
 rm tm newname
 
 step "statfs"
@@ -328,6 +334,7 @@ else
 fi
 cp --preserve=xattr x xcopy
 assert_eq "$(getfattr --only-values -n user.bin xcopy | md5sum)" "$(getfattr --only-values -n user.bin x | md5sum)" "cp --preserve=xattr"
+compare_backing "$M"
 rm -rf x xd xcopy
 
 step "fallocate, punch hole, SEEK_DATA/SEEK_HOLE, sparse files"
@@ -370,6 +377,7 @@ assert_eq "$(dd if=sparse bs=1 skip=52428800 count=1 status=none)" "x" "byte in 
 fallocate -n -l 2M -o 0 keep
 assert_eq "$(stat -c %s keep)" 0 "fallocate --keep-size keeps size 0"
 assert_ge "$(stat -c %b keep)" 4096 "blocks of fallocate --keep-size"
+compare_backing "$M"
 rm fa sparse keep
 
 step "copy_file_range"
@@ -404,6 +412,7 @@ os.close(fd)
 assert open("linked", "rb").read() == b"anonymous"
 PY
 assert_eq "$(stat -c %a linked)" 600 "mode of a linked O_TMPFILE"
+compare_backing "$M"
 rm linked
 
 step "open then unlink"
@@ -459,6 +468,7 @@ rm "$u"
 line'
 : >'-dash'
 assert_eq "$(count_entries .)" 3 "names with a space, a newline, a leading dash"
+compare_backing "$M"
 rm -- 'sp ace' 'new
 line' -dash
 cd ..

@@ -35,6 +35,7 @@ assert m == n, "scandir: %d regular files, expected %d" % (m, n)
 print("listed %d in %.1fs" % (n, time.time() - t))
 PY
 assert_eq "$(ls -f "$M/big" | wc -l)" $((N + 2)) "ls -f count (with . and ..)"
+compare_backing "$M"
 step "stat all"
 python3 - "$M/big" "$N" <<'PY'
 import os, sys, time, stat

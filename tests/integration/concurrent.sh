@@ -69,6 +69,7 @@ for i in $(seq 1 $W); do drop_cache "file$i"; done
 for i in $(seq 1 $W); do
 	assert_same_file "file$i" "$T/src$i" "file $i written in parallel"
 done
+compare_backing "$M"
 rm -f one file*
 
 step "$W processes creating files and directories in one directory"
@@ -125,6 +126,7 @@ assert_eq "$(count_entries shared)" $((W * N + ndirs + 200)) "entries after para
 assert_eq "$(find shared -maxdepth 1 -type d | wc -l)" $((ndirs + 100 + 1)) "directories after parallel mkdirs"
 assert_eq "$(stat -c %h shared)" $((ndirs + 100 + 2)) "link count of the shared directory"
 assert_eq "$(cat shared/r-3-7)" "3 7" "content of a renamed file"
+compare_backing "$M" shared
 
 step "$W processes removing in parallel"
 pids=()

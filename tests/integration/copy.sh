@@ -26,6 +26,7 @@ diff "$T/l.src" "$T/l.a" >"$T/ldiff" || {
 	head -n 20 "$T/ldiff" >&2
 	fail "metadata (type, mode, owner, size, mtime, link target) differs after cp -a"
 }
+compare_backing "$M" a
 
 step "cp -a inside the mount"
 cp -a "$M/a" "$M/b"
@@ -39,6 +40,7 @@ diff "$T/l.src" "$T/l.b" >"$T/ldiff" || {
 	head -n 20 "$T/ldiff" >&2
 	fail "metadata differs after cp -a inside the mount"
 }
+compare_backing "$M" b
 drop_cache "$M/b" "$(find "$M/b" -type f | head -n 1)"
 step "checksums after dropping caches"
 (cd "$src" && find . -type f -print0 | sort -z | xargs -0 md5sum) >"$T/sum.src"
@@ -48,6 +50,7 @@ cmp -s "$T/sum.src" "$T/sum.b" || fail "checksums of the second copy differ from
 step "mv of the whole tree, then rm -rf"
 mv "$M/b" "$M/c"
 assert_eq "$(find "$M/c" | wc -l)" "$nfiles" "entries after mv"
+compare_backing "$M"
 rm -rf "$M/a" "$M/c"
 assert_eq "$(count_entries "$M")" 0 "entries left after rm -rf"
 used1=$(($(stat -f -c %b "$M") - $(stat -f -c %f "$M")))

@@ -216,7 +216,7 @@ for i in $(seq 1 $NCLIENTS); do
 		fail "abort: client $i saw its error only ${delay}s after the abort (more than 1 s)"
 done
 within 10 gone "$pid" || fail "abort: the daemon did not exit within 10s of the abort"
-rc=$(exit_status "$pid")
+exit_status "$pid"; rc=$_fsp_status
 echo "abort: the daemon ended with $(describe_status "$rc")"
 [ "$rc" -lt 128 ] || fail "abort: the daemon crashed on the aborted connection: $(describe_status "$rc")"
 grep -iE 'BUG|sanitizer|assert' "$(fs_log "$M")" && fail "abort: the daemon logged a bug (above)"
@@ -305,7 +305,7 @@ assert_eq "$(head -n 2 <&3 | tr '\n' ' ')" "1 2 " "lazy: a file held open across
 pid_alive "$pid" || fail "lazy: the daemon exited while a file was still open"
 exec 3<&-
 within 15 gone "$pid" || fail "lazy: the daemon did not exit within 15s of the last close"
-rc=$(exit_status "$pid")
+exit_status "$pid"; rc=$_fsp_status
 assert_eq "$rc" 0 "lazy: the daemon's exit status after the last user left ($(describe_status "$rc"))"
 echo "lazy: $(acked_count lazy) files acknowledged through the detached mount; daemon exit 0"
 _fsp_forget "$(realpath "$M")"

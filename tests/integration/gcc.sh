@@ -43,6 +43,7 @@ gcc -O0 -g -o direct main.c sum.c
 assert_eq "$(cat out.txt)" "HELLO from the mount 5050 0" "gcc one-shot build"
 cp direct "$T/direct.copy"
 assert_same_file direct "$T/direct.copy" "binary read back"
+compare_backing "$M" prog
 cd "$T"
 rm -rf "$M/prog"
 fs_umount "$M"

@@ -41,6 +41,7 @@ assert_eq "$(find .git/objects -type f -path '*/objects/??/*' | wc -l)" 0 "loose
 git checkout -q HEAD~2 2>/dev/null
 assert_eq "$(test -e src/deep/n1.txt && echo yes)" yes "old file back after checkout"
 git checkout -q main
+compare_backing "$M" repo
 
 step "git clone inside the mount"
 cd "$M"
@@ -53,6 +54,7 @@ for c in clone clone2; do
 done
 (cd clone && echo more >>topic.txt && git commit -q -am more && git push -q origin HEAD:pushed)
 assert_eq "$(cd repo && git log --oneline pushed | wc -l)" 4 "commits after a push into the repository in the mount"
+compare_backing "$M"
 
 if [ -d "$ROOT/.git" ]; then
 	step "git clone of this project into the mount"

@@ -2,9 +2,10 @@
 # kill: SIGKILL the daemon while a client reads in a loop: clients get
 # ENOTCONN ("Transport endpoint is not connected") within seconds and never
 # hang, a new daemon refuses the stale mount point with a hint, and the mount
-# point can be unmounted and used again. Only about fsp-memfs's daemon.
+# point can be unmounted and used again. Only about the daemon (fsp-memfs,
+# or fsp-ptfs in ptfs modes): skipped in tmpfs mode.
 . "$(dirname "$0")/../lib.sh"
-need_memfs "there is no daemon to kill for tmpfs"
+need_fs fuse "there is no daemon to kill"
 
 M=$T/mnt
 fs_mount "$M"
@@ -55,11 +56,12 @@ wait "$reader" 2>/dev/null || true
 
 step "a new daemon refuses the stale mount point"
 rc=0
-timeout 10 "$FSP_MEMFS" -f "$M" >"$T/again.out" 2>&1 || rc=$?
+fs_daemon_argv "$M"
+timeout 10 "${FS_ARGV[0]}" -f "${FS_ARGV[@]:1}" >"$T/again.out" 2>&1 || rc=$?
 cat "$T/again.out"
-[ $rc -ne 124 ] || fail "fsp-memfs on a stale mount point did not exit within 10s"
+[ $rc -ne 124 ] || fail "$(fs_daemon) on a stale mount point did not exit within 10s"
 if [ $rc -eq 0 ]; then
-	fail "fsp-memfs on a stale mount point exited 0"
+	fail "$(fs_daemon) on a stale mount point exited 0"
 fi
 grep -qiE 'fusermount3? -u|umount' "$T/again.out" ||
 	fail "the message for a stale mount point does not say what to do: $(cat "$T/again.out")"

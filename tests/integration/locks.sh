@@ -81,5 +81,6 @@ except OSError:
 os.close(a)
 fcntl.fcntl(b, F_OFD_SETLK, lk)
 PY
+compare_backing "$M"
 rm "$M/lock"
 fs_umount "$M"

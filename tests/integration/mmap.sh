@@ -94,6 +94,7 @@ assert os.pread(fd, 4, 60000) == b"grow"
 assert os.fstat(fd).st_size == 65536
 os.close(fd)
 PY
+compare_backing "$M"
 rm -f m w shared grow
 cd "$T"
 fs_umount "$M"

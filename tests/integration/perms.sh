@@ -90,7 +90,7 @@ fs_umount "$M"
 if ! is_tmpfs_mode; then
 	step "without allow_other, other users are refused"
 	# FUSE's rule, not tmpfs's: only the mounting user may use the mount.
-	note "fsp-memfs only: without allow_other a FUSE mount refuses other users"
+	note "$(fs_label), not tmpfs: without allow_other a FUSE mount refuses other users"
 	fs_mount "$M"
 	chmod 777 "$M"
 	assert_eq "$(errno_as $U1 "os.stat('$M/.')")" EACCES "another user stats the mount without allow_other"

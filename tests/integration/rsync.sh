@@ -24,6 +24,7 @@ rsync -aHX --itemize-changes "$T/src/" "$M/dst/" >"$T/changes"
 [ ! -s "$T/changes" ] || { head -n 20 "$T/changes" >&2; fail "a second rsync -a found changes"; }
 rsync -aHXc --itemize-changes "$T/src/" "$M/dst/" >"$T/changes"
 [ ! -s "$T/changes" ] || { head -n 20 "$T/changes" >&2; fail "rsync -c found changes"; }
+compare_backing "$M" dst
 
 step "rsync --delete, in place updates"
 rm -rf "$T/src/tree/$(ls "$T/src/tree" | head -n 1)"
@@ -31,6 +32,7 @@ echo changed >>"$T/src/a"
 rsync -aHX --delete "$T/src/" "$M/dst/"
 rsync -aHX --inplace --no-whole-file "$T/src/" "$M/dst/"
 diff -r --no-dereference "$T/src" "$M/dst" >&2 || fail "diff after rsync --delete"
+compare_backing "$M" dst
 step "rsync out of the mount"
 rsync -aHX "$M/dst/" "$T/back/"
 diff -r --no-dereference "$T/src" "$T/back" >&2 || fail "diff after rsync out of the mount"

@@ -46,6 +46,7 @@ for mode in delete wal; do
 	for p in "${pids[@]}"; do wait "$p" || fail "a concurrent sqlite3 writer failed ($mode)"; done
 	assert_eq "$(sqlite3 "$db" 'SELECT count(*) FROM t WHERE pad = "w";')" 200 "rows from two concurrent writers ($mode)"
 	assert_eq "$(sqlite3 "$db" 'PRAGMA integrity_check;')" "ok" "integrity_check after concurrent writers ($mode)"
+	compare_backing "$M"
 done
 rm -f "$M"/test-*
 assert_eq "$(count_entries "$M")" 0 "entries left (journal files removed)"

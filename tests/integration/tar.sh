@@ -38,6 +38,7 @@ diff "$T/l.src" "$T/l.x" >"$T/ldiff" || {
 	head -n 20 "$T/ldiff" >&2
 	fail "metadata differs after tar x into the mount"
 }
+compare_backing "$M" x
 step "tar c of the extracted tree matches the original archive"
 tar --sort=name -C "$M/x" -cf "$T/again.tar" "$base"
 assert_same_file "$T/again.tar" "$T/ref.tar" "archive of the tree in the mount"
@@ -60,6 +61,7 @@ mkdir "$M/back"
 tar --xattrs --xattrs-include='user.*' -C "$M/back" -xf "$T/xa.tar"
 (cd "$M/back" && getfattr -R -d -m '^user\.' --absolute-names xa) | sort >"$T/x.back"
 diff "$T/x.ref" "$T/x.back" >&2 || fail "xattrs after tar --xattrs x into the mount"
+compare_backing "$M"
 tar --xattrs --xattrs-include='user.*' -C "$M" -cf "$M/xa2.tar" xa
 assert_eq "$(tar --xattrs -tvvf "$M/xa2.tar" | grep -c 'x: ')" 8 "xattrs stored by tar c --xattrs into the mount"
 rm -rf "$M/xa" "$M/back" "$M/xa2.tar"

@@ -30,7 +30,7 @@ fi
 exec 3<&-
 if [ -n "$pid" ]; then
 	wait_dead "$pid" 10 || fail "the daemon did not exit within 10s of the last close after a lazy unmount"
-	rc=$(exit_status "$pid")
+	exit_status "$pid"; rc=$_fsp_status
 	assert_eq "$rc" 0 "the daemon's exit status after a lazy unmount ($(describe_status "$rc"))"
 fi
 _fsp_forget "$(realpath "$M")"
