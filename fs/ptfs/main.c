@@ -319,7 +319,8 @@ int main(int argc, char **argv)
 
 	rc = fsp_session_new(&ptfs_ops, &cfg, pt.root, &pt, &s);
 	if (rc < 0) {
-		fsp_log(0, "creating the session: %s", strerror(-rc));
+		if (rc == -ENOMEM)  /* other failures were logged where they happened */
+			fsp_log(0, "creating the session: out of memory");
 		pt_nodes_free();
 		return 1;
 	}

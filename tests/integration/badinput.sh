@@ -33,13 +33,7 @@ chmod 700 "$W/rootonly"
 : >"$W/afile"
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
-# Known deviations, reported and not yet fixed: a row whose id is listed
-# here prints a NOTE instead of failing when its message is wrong (and says
-# so when it has become right, so that it can be taken off this list).
-KNOWN=" ${FSP_BADINPUT_KNOWN-fsp-bench:too-many fsp-stress:nobody fspctl:nobody fsp-memfs:trace-unwritable hello:trace-unwritable fsp-ptfs:trace-unwritable} "
-
 nrows=0
-nknown=0
 
 # bad ID REGEX [-n] [-m] -- CMD...: CMD must exit 1..127 within 10 s with
 # the first non-empty line of stderr matching REGEX (grep -Ei). -n: run as
@@ -85,17 +79,6 @@ bad() {
 	elif [ $mnt = 1 ] && [ $nobody = 0 ] && [ "$lines" -ne 1 ]; then
 		why="$lines lines on stderr, expected one: $(head -n 3 "$T/err" | tr '\n' '|')"
 	fi
-	case "$KNOWN" in
-	*" $id "*)
-		nknown=$((nknown + 1))
-		if [ -n "$why" ]; then
-			note "KNOWN BUG (reported, not fixed yet): $id: $why"
-		else
-			note "$id is listed as a known bug but now passes: take it off KNOWN"
-		fi
-		return 0
-		;;
-	esac
 	[ -z "$why" ] || fail "$id: $why"
 }
 
@@ -216,5 +199,5 @@ umount -l "$T/stale" 2>/dev/null || fusermount3 -u -z "$T/stale" ||
 	fail "unmounting the stale mount point failed"
 _fsp_forget "$(realpath "$T/stale")"
 fs_umount "$T/busy"
-echo "$nrows bad command lines refused as expected ($nknown of them known deviations, see NOTEs)"
+echo "$nrows bad command lines refused as expected"
 exit 0
