@@ -179,6 +179,8 @@ bad "fsp-stress:missing-value" "seed" -- "$P" "$W/dir" --seed
 bad "fsp-stress:missing-dir" "does-not-exist|no such" -- "$P" "$T/does-not-exist"
 bad "fsp-stress:file-dir" "afile|not a directory" -- "$P" "$W/afile"
 bad "fsp-stress:too-many" "$W/dir|argument|too many" -- "$P" "$W/dir" "$W/dir"
+# a --counters command without nodes, handles or inflight would check no leak
+bad "fsp-stress:counters-incomplete" 'no "nodes" in the output' -- "$P" --counters "echo bogus 1" --scenarios delete "$W/dir"
 bad "fsp-stress:nobody" "rootonly|permission" -n -- "$W/fsp-stress" --dirs 2 --files 2 "$W/rootonly"
 
 step "fsp-bench"

@@ -23,9 +23,9 @@ fi
 [ -n "${FSP_SEED:-}" ] && args+=(--seed "$FSP_SEED")
 if ! is_tmpfs_mode; then
 	args+=(--pid "$(fs_pid "$M")")
-	if [ -x "$BUILD_DIR/fspctl" ]; then
-		args+=(--counters "$BUILD_DIR/fspctl stats $M")
-	fi
+	# the leak check: fsp-stress fails if these counters are missing
+	[ -x "$BUILD_DIR/fspctl" ] || fail "fspctl is not built: $BUILD_DIR/fspctl (run make)"
+	args+=(--counters "$BUILD_DIR/fspctl stats $M")
 fi
 step "fsp-stress ${args[*]} $M"
 rc=0

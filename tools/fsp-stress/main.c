@@ -64,8 +64,9 @@ static const char usage_text[] =
 "    --rounds N        repeat everything N times with seed+round (default 1)\n"
 "    --counters CMD    shell command printing \"key value\" lines (e.g.\n"
 "                      \"fspctl stats MNT\"); run at start and after each round;\n"
-"                      nodes, handles, inflight and mem_bytes must return to\n"
-"                      the baseline\n"
+"                      it must report nodes, handles and inflight (else the\n"
+"                      run fails at once); they, and mem_bytes if reported,\n"
+"                      must return to the baseline\n"
 "    --pid PID         the file system daemon; if it disappears the run fails\n"
 "                      at once with \"file system died\"\n"
 "    --json            print a JSON summary on stdout instead of the report\n"
@@ -470,14 +471,23 @@ int main(int argc, char **argv)
 				return report_final();
 			}
 			have_baseline = true;
+			/* Without these three the leak check would check nothing
+			 * and pass: a command that lacks one is bad input. */
 			for (const char *k = "nodes"; k; k = !strcmp(k, "nodes") ? "handles"
 					  : !strcmp(k, "handles") ? "inflight" : NULL) {
 				bool found = false;
 
 				for (size_t i = 0; i < baseline.n; i++)
 					found |= !strcmp(baseline.keys[i], k);
-				if (!found)
-					note("--counters: no \"%s\" in the output; not checked", k);
+				if (!found) {
+					fprintf(stderr, "fsp-stress: --counters: no \"%s\" in the "
+						"output of '%s'\n", k, opt.counters);
+					fail_reason("--counters: no \"%s\" in the output of '%s'", k,
+						    opt.counters);
+					counters_free(&baseline);
+					rmdir(workdir);
+					return report_final();
+				}
 			}
 		}
 	} else {
