@@ -274,24 +274,41 @@ pid_alive() {
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
-# wait_dead PID SECONDS: wait until PID has exited; return 1 on timeout.
+# _fsp_uptime_cs: set _fsp_cs to the time since boot in centiseconds, from
+# /proc/uptime (monotonic, no fork). The waits below measure time with it:
+# counting polls does not, since under load each poll (a fork, a sleep)
+# takes far longer than its nominal 50 ms. (Their locals carry the _fsp_
+# prefix: CMD runs inside wait_until and sees them.)
+_fsp_uptime_cs() {
+	local up rest
+	read -r up rest </proc/uptime
+	_fsp_cs=$((10#${up/./}))
+}
+
+# wait_dead PID SECONDS: wait until PID has exited; return 1 after SECONDS
+# (whole seconds) of elapsed time.
 wait_dead() {
-	local i=0 n=$(($2 * 20))
+	local _fsp_cs _fsp_end
+	_fsp_uptime_cs
+	_fsp_end=$((_fsp_cs + $2 * 100))
 	while pid_alive "$1"; do
-		i=$((i + 1))
-		[ $i -lt $n ] || return 1
+		_fsp_uptime_cs
+		[ $_fsp_cs -lt $_fsp_end ] || return 1
 		sleep 0.05
 	done
 	return 0
 }
 
-# wait_until SECONDS CMD...: poll CMD until it succeeds; return 1 on timeout.
+# wait_until SECONDS CMD...: poll CMD until it succeeds; return 1 after
+# SECONDS (whole seconds) of elapsed time.
 wait_until() {
-	local i=0 n=$(($1 * 20))
+	local _fsp_cs _fsp_end
+	_fsp_uptime_cs
+	_fsp_end=$((_fsp_cs + $1 * 100))
 	shift
 	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt $n ] || return 1
+		_fsp_uptime_cs
+		[ $_fsp_cs -lt $_fsp_end ] || return 1
 		sleep 0.05
 	done
 	return 0
@@ -430,7 +447,7 @@ fs_backing() {
 # if the daemon dies first. In ptfs modes a fresh backing file system is made
 # first (see _fsp_make_backing; fs_backing DIR names it).
 fs_mount() {
-	local dir=$1 opts=${2:-} pid log i rc name
+	local dir=$1 opts=${2:-} pid log rc name
 	mkdir -p -- "$dir"
 	dir=$(realpath -- "$dir")
 	if is_tmpfs_mode; then
@@ -466,15 +483,17 @@ fs_mount() {
 	_fsp_pid[$dir]=$pid
 	_fsp_log[$dir]=$log
 	echo "fs_mount: $(fs_label) pid $pid on $dir${opts:+ -o $opts}${FS_WRAPPER:+ (under $FS_WRAPPER)}"
-	i=0
+	local _fsp_cs _fsp_end
+	_fsp_uptime_cs
+	_fsp_end=$((_fsp_cs + FSP_MOUNT_TIMEOUT * 100))
 	while ! is_mounted "$dir"; do
 		if ! pid_alive "$pid"; then
 			exit_status "$pid"; rc=$_fsp_status
 			sed 's/^/  daemon| /' "$log" >&2
 			fail "$name died before mounting ($(describe_status "$rc")); log above"
 		fi
-		i=$((i + 1))
-		if [ $i -gt $((FSP_MOUNT_TIMEOUT * 20)) ]; then
+		_fsp_uptime_cs
+		if [ $_fsp_cs -ge $_fsp_end ]; then
 			sed 's/^/  daemon| /' "$log" >&2
 			fail "$name did not mount $dir within ${FSP_MOUNT_TIMEOUT}s"
 		fi
