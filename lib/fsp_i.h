@@ -10,9 +10,7 @@
  *   mount.c      mount(2) / fusermount3, unmount, mount point checks
  *   session.c    session life, options, fsp_main; stats.c counters + socket
  *
- * Lock order (outer first): node shard lock, then handle shard lock is never
- * taken inside it; neither is held while a file system callback runs, except
- * where node.c says so.
+ * Lock order: written once, at the top of the node/handle section below.
  */
 #ifndef FSP_I_H
 #define FSP_I_H
@@ -49,7 +47,49 @@ extern int fsp__debug_level;
 #define FSP__BUG(...) fsp_log(0, "BUG: " __VA_ARGS__)
 #endif
 
-/* ---- node table (node.c) ---- */
+/* ---- node and handle tables (node.c, handle.c, over hash.c) ----
+ *
+ * Lock order. The only locks of this section are the shard locks of the two
+ * tables' hashes, and each is a leaf: nothing else is locked while one is
+ * held — not a shard of the other table, not another shard of the same one
+ * (fsp__*_count takes them one after another) — and no file system callback
+ * runs under one. Where a handle operation touches its node (new: hold;
+ * last put: release callback, then node put) it does so with no handle
+ * shard lock held. So no two of these locks are ever held at once.
+ */
+
+/* Intrusive sharded hash keyed by uint64 (hash.c). The caller embeds a
+ * struct fsp__hlink in its object and owns the object; the hash chains it.
+ * Shard locks as above. */
+struct fsp__hlink {
+	struct fsp__hlink *next;  /* chain; guarded by the shard lock */
+	uint64_t key;             /* set before insert; immutable while linked */
+};
+#define FSP__CONTAINER_OF(p, type, member) \
+	((type *)(void *)((char *)(p) - __builtin_offsetof(type, member)))
+struct fsp__hash;
+struct fsp__hash_shard;
+/* 0 or -ENOMEM. */
+int fsp__hash_new(struct fsp__hash **out);
+/* The hash must be empty (drained). NULL is a no-op. */
+void fsp__hash_free(struct fsp__hash *h);
+/* Lock the shard of key and return it; the calls below take that shard,
+ * locked, and the key (or link key) must be one of that shard's. */
+struct fsp__hash_shard *fsp__hash_lock(struct fsp__hash *h, uint64_t key);
+void fsp__hash_unlock(struct fsp__hash_shard *sh);
+/* The link with key, or NULL. */
+struct fsp__hlink *fsp__hash_find(struct fsp__hash_shard *sh, uint64_t key);
+/* Link l (l->key not present yet). Never fails. */
+void fsp__hash_insert(struct fsp__hash_shard *sh, struct fsp__hlink *l);
+/* Unlink l: 0, or -ENOENT if l is not linked there. */
+int fsp__hash_remove(struct fsp__hash_shard *sh, struct fsp__hlink *l);
+/* Links in the hash (each shard locked in turn: a snapshot, not atomic). */
+uint64_t fsp__hash_count(struct fsp__hash *h);
+/* Only when no other thread uses h: unlink every link and return them
+ * chained through next (NULL when empty). */
+struct fsp__hlink *fsp__hash_drain(struct fsp__hash *h);
+
+/* Node table (node.c) */
 struct fsp__node {
 	uint64_t ino;          /* key; immutable */
 	uint64_t generation;   /* immutable */
@@ -58,7 +98,7 @@ struct fsp__node {
 	uint64_t nlookup;      /* entries the kernel got, minus its FORGETs */
 	uint64_t fs_refs;      /* references the fs handed over this period */
 	uint32_t users;        /* requests in flight + open handles + 1 for the root */
-	struct fsp__node *next;/* hash chain */
+	struct fsp__hlink link;/* in the table's hash, key ino */
 };
 
 struct fsp__node_table;
@@ -85,7 +125,7 @@ void fsp__node_unsent(struct fsp__node_table *t, uint64_t ino);
 void fsp__node_forget(struct fsp__node_table *t, uint64_t ino, uint64_t nlookup);
 uint64_t fsp__nodes_count(struct fsp__node_table *t);
 
-/* ---- handle table (handle.c) ---- */
+/* Handle table (handle.c) */
 struct fsp__handle {
 	uint64_t id;              /* the fh the kernel sees; immutable */
 	struct fsp__node *node;   /* holds a user reference on it */
@@ -93,7 +133,7 @@ struct fsp__handle {
 	int flags;                /* open flags */
 	bool is_dir;
 	atomic_uint refs;         /* 1 for the table + one per request using it */
-	struct fsp__handle *next; /* hash chain, guarded by the shard lock */
+	struct fsp__hlink link;   /* in the table's hash, key id, until RELEASE */
 };
 struct fsp__handle_table;
 int fsp__handles_new(fsp_session *s, struct fsp__handle_table **out);

@@ -14,121 +14,58 @@
  *  - users going below zero is our bug: FSP__BUG names the node (debug
  *    builds abort). nlookup going below zero is the kernel's count
  *    disagreeing with ours: logged and clamped, never an abort.
- * No lock is held while a file system callback runs.
+ * Locks: the shard locks of the hash (hash.c), each a leaf; none is held
+ * while a file system callback runs (forget is called after unlocking).
  */
 #include "fsp_i.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NSHARDS 64   /* power of two; enough that 64 workers rarely collide */
-
-struct shard {
-	pthread_mutex_t lock;
-	struct fsp__node **buckets;
-	size_t nbuckets;   /* power of two */
-	size_t count;
-} __attribute__((aligned(64)));
-
 struct fsp__node_table {
 	fsp_session *s;
-	struct shard shards[NSHARDS];
+	struct fsp__hash *hash;   /* ino -> node; its shard locks guard the counts */
 };
 
-static inline uint64_t mix(uint64_t x)
+static inline struct fsp__node *node_of(struct fsp__hlink *l)
 {
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
+	return l ? FSP__CONTAINER_OF(l, struct fsp__node, link) : NULL;
 }
 
-static inline struct shard *shard_of(struct fsp__node_table *t, uint64_t h)
+static struct fsp__node *find(struct fsp__hash_shard *sh, uint64_t ino)
 {
-	return &t->shards[h & (NSHARDS - 1)];
-}
-
-static inline size_t bucket_of(const struct shard *sh, uint64_t h)
-{
-	return (h >> 6) & (sh->nbuckets - 1);
+	return node_of(fsp__hash_find(sh, ino));
 }
 
 int fsp__nodes_new(fsp_session *s, struct fsp__node_table **out)
 {
 	struct fsp__node_table *t = fsp__calloc(1, sizeof(*t));
-	int i;
+	int rc = -ENOMEM;
 
+	*out = NULL;
 	if (!t)
-		return -ENOMEM;
+		goto out;
 	t->s = s;
-	for (i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &t->shards[i];
-		pthread_mutex_init(&sh->lock, NULL);
-		sh->nbuckets = 16;
-		sh->buckets = fsp__calloc(sh->nbuckets, sizeof(*sh->buckets));
-		if (!sh->buckets)
-			goto nomem;
-	}
+	rc = fsp__hash_new(&t->hash);
+	if (rc < 0)
+		goto out;
 	*out = t;
-	return 0;
-nomem:
-	for (i = 0; i < NSHARDS; i++) {
-		fsp__free(t->shards[i].buckets);
-		pthread_mutex_destroy(&t->shards[i].lock);
-	}
+	t = NULL;
+out:
 	fsp__free(t);
-	return -ENOMEM;
-}
-
-/* Called with the shard lock held. A failed grow is harmless: chains get
- * longer, nothing is lost. */
-static void maybe_grow(struct shard *sh)
-{
-	size_t nb = sh->nbuckets * 2, i;
-	struct fsp__node **b;
-
-	if (sh->count <= sh->nbuckets)
-		return;
-	b = fsp__calloc(nb, sizeof(*b));
-	if (!b)
-		return;
-	for (i = 0; i < sh->nbuckets; i++) {
-		struct fsp__node *n = sh->buckets[i], *next;
-		for (; n; n = next) {
-			size_t k = (mix(n->ino) >> 6) & (nb - 1);
-			next = n->next;
-			n->next = b[k];
-			b[k] = n;
-		}
-	}
-	fsp__free(sh->buckets);
-	sh->buckets = b;
-	sh->nbuckets = nb;
-}
-
-static struct fsp__node **find_slot(struct shard *sh, uint64_t h, uint64_t ino)
-{
-	struct fsp__node **p = &sh->buckets[bucket_of(sh, h)];
-	while (*p && (*p)->ino != ino)
-		p = &(*p)->next;
-	return p;
+	return rc;
 }
 
 /* Shard lock held. If the node's period is over, unlink it and return it for
  * the caller to forget after unlocking; else NULL. */
-static struct fsp__node *maybe_unlink(struct shard *sh, struct fsp__node *n)
+static struct fsp__node *maybe_unlink(struct fsp__hash_shard *sh, struct fsp__node *n)
 {
 	if (n->nlookup || n->users)
 		return NULL;
-	struct fsp__node **p = find_slot(sh, mix(n->ino), n->ino);
-	if (*p != n) {
+	if (fsp__hash_remove(sh, &n->link) < 0) {
 		FSP__BUG("node %llu missing from its table", (unsigned long long)n->ino);
 		return NULL;
 	}
-	*p = n->next;
-	sh->count--;
 	return n;
 }
 
@@ -143,128 +80,112 @@ static void end_period(struct fsp__node_table *t, struct fsp__node *n)
 
 int fsp__nodes_add_root(struct fsp__node_table *t, void *root)
 {
-	uint64_t h = mix(FSP_ROOT_INO);
-	struct shard *sh = shard_of(t, h);
 	struct fsp__node *n = fsp__calloc(1, sizeof(*n));
+	struct fsp__hash_shard *sh;
 
 	if (!n)
 		return -ENOMEM;
 	n->ino = FSP_ROOT_INO;
+	n->link.key = FSP_ROOT_INO;
 	n->obj = root;
 	n->users = 1;
-	pthread_mutex_lock(&sh->lock);
-	struct fsp__node **p = find_slot(sh, h, FSP_ROOT_INO);
-	n->next = NULL;
-	*p = n;
-	sh->count++;
-	pthread_mutex_unlock(&sh->lock);
+	sh = fsp__hash_lock(t->hash, FSP_ROOT_INO);
+	fsp__hash_insert(sh, &n->link);
+	fsp__hash_unlock(sh);
 	return 0;
 }
 
 int fsp__node_get(struct fsp__node_table *t, uint64_t ino, struct fsp__node **out)
 {
-	uint64_t h = mix(ino);
-	struct shard *sh = shard_of(t, h);
-	struct fsp__node *n;
+	struct fsp__hash_shard *sh = fsp__hash_lock(t->hash, ino);
+	struct fsp__node *n = find(sh, ino);
 
-	pthread_mutex_lock(&sh->lock);
-	n = *find_slot(sh, h, ino);
 	if (n)
 		n->users++;
-	pthread_mutex_unlock(&sh->lock);
+	fsp__hash_unlock(sh);
 	*out = n;
 	return n ? 0 : -ESTALE;
 }
 
 void fsp__node_hold(struct fsp__node_table *t, struct fsp__node *n)
 {
-	struct shard *sh = shard_of(t, mix(n->ino));
-	pthread_mutex_lock(&sh->lock);
+	struct fsp__hash_shard *sh = fsp__hash_lock(t->hash, n->ino);
 	n->users++;
-	pthread_mutex_unlock(&sh->lock);
+	fsp__hash_unlock(sh);
 }
 
 void fsp__node_put(struct fsp__node_table *t, struct fsp__node *n)
 {
-	struct shard *sh = shard_of(t, mix(n->ino));
+	struct fsp__hash_shard *sh = fsp__hash_lock(t->hash, n->ino);
 	struct fsp__node *dead = NULL;
 
-	pthread_mutex_lock(&sh->lock);
 	if (n->users == 0)
 		FSP__BUG("node %llu: user count below zero", (unsigned long long)n->ino);
 	else
 		n->users--;
 	dead = maybe_unlink(sh, n);
-	pthread_mutex_unlock(&sh->lock);
+	fsp__hash_unlock(sh);
 	end_period(t, dead);
 }
 
 int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 			int counted_by_kernel)
 {
-	uint64_t h = mix(e->ino);
-	struct shard *sh = shard_of(t, h);
-	struct fsp__node *n, *fresh = NULL;
+	struct fsp__hash_shard *sh;
+	struct fsp__node *n, *fresh = NULL, *dead;
 	int err = 0;
 
 	if (e->ino == 0)
 		return -EIO;
-	/* Allocate before locking: the common case (node exists) wastes one
-	 * malloc/free only when two lookups of a new node race. */
-	pthread_mutex_lock(&sh->lock);
-	n = *find_slot(sh, h, e->ino);
+	sh = fsp__hash_lock(t->hash, e->ino);
+	n = find(sh, e->ino);
 	if (!n) {
-		pthread_mutex_unlock(&sh->lock);
+		/* Allocate outside the lock: a new node wastes one malloc/free
+		 * only when two lookups of it race. */
+		fsp__hash_unlock(sh);
 		fresh = fsp__calloc(1, sizeof(*fresh));
 		if (!fresh) {
 			err = -ENOMEM;
-			goto give_back;
+			goto out;
 		}
 		fresh->ino = e->ino;
+		fresh->link.key = e->ino;
 		fresh->generation = e->generation;
 		fresh->obj = e->obj;
-		pthread_mutex_lock(&sh->lock);
-		struct fsp__node **p = find_slot(sh, h, e->ino);
-		n = *p;
+		sh = fsp__hash_lock(t->hash, e->ino);
+		n = find(sh, e->ino);
 		if (!n) {
 			n = fresh;
 			fresh = NULL;
-			*p = n;
-			sh->count++;
-			maybe_grow(sh);
+			fsp__hash_insert(sh, &n->link);
 		}
 	}
 	if (n->obj != e->obj || n->generation != e->generation) {
-		pthread_mutex_unlock(&sh->lock);
+		fsp__hash_unlock(sh);
 		fsp_log(0, "file system bug: node id %llu reported for two objects "
 			"(or two generations) at once", (unsigned long long)e->ino);
 		err = -EIO;
-		goto give_back;
+		goto out;
 	}
 	n->fs_refs++;
 	if (counted_by_kernel)
 		n->nlookup++;
 	/* A "."/".." entry of a node nobody holds ends its period right away. */
-	struct fsp__node *dead = maybe_unlink(sh, n);
-	pthread_mutex_unlock(&sh->lock);
-	fsp__free(fresh);
+	dead = maybe_unlink(sh, n);
+	fsp__hash_unlock(sh);
 	end_period(t, dead);
-	return 0;
-give_back:
+out:
 	fsp__free(fresh);
 	return err;
 }
 
 static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, const char *why)
 {
-	uint64_t h = mix(ino);
-	struct shard *sh = shard_of(t, h);
-	struct fsp__node *n, *dead = NULL;
+	struct fsp__hash_shard *sh = fsp__hash_lock(t->hash, ino);
+	struct fsp__node *n = find(sh, ino), *dead;
 
-	pthread_mutex_lock(&sh->lock);
-	n = *find_slot(sh, h, ino);
 	if (!n) {
-		pthread_mutex_unlock(&sh->lock);
+		fsp__hash_unlock(sh);
 		/* The kernel forgetting a node we don't hold means our count
 		 * and its count disagree: a bug on one side. Never a crash. */
 		fsp_log(1, "%s of unknown node %llu ignored", why, (unsigned long long)ino);
@@ -280,7 +201,7 @@ static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, 
 	}
 	n->nlookup -= count;
 	dead = maybe_unlink(sh, n);
-	pthread_mutex_unlock(&sh->lock);
+	fsp__hash_unlock(sh);
 	end_period(t, dead);
 }
 
@@ -298,41 +219,31 @@ void fsp__node_forget(struct fsp__node_table *t, uint64_t ino, uint64_t nlookup)
 
 uint64_t fsp__nodes_count(struct fsp__node_table *t)
 {
-	uint64_t c = 0;
-	for (int i = 0; i < NSHARDS; i++) {
-		pthread_mutex_lock(&t->shards[i].lock);
-		c += t->shards[i].count;
-		pthread_mutex_unlock(&t->shards[i].lock);
-	}
-	return c;
+	return fsp__hash_count(t->hash);
 }
 
 void fsp__nodes_free(struct fsp__node_table *t)
 {
+	struct fsp__node *root = NULL;
+	struct fsp__hlink *l, *next;
+
 	if (!t)
 		return;
 	/* No worker runs any more: every node still here ends its period now,
 	 * the root last so a file system may tear down its tree from it. */
-	struct fsp__node *root = NULL;
-	for (int i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &t->shards[i];
-		for (size_t b = 0; b < sh->nbuckets; b++) {
-			struct fsp__node *n = sh->buckets[b], *next;
-			for (; n; n = next) {
-				next = n->next;
-				if (n->ino == FSP_ROOT_INO) {
-					root = n;
-					continue;
-				}
-				if (n->users)
-					FSP__BUG("node %llu still has %u users at shutdown",
-						 (unsigned long long)n->ino, n->users);
-				end_period(t, n);
-			}
+	for (l = fsp__hash_drain(t->hash); l; l = next) {
+		struct fsp__node *n = node_of(l);
+		next = l->next;
+		if (n->ino == FSP_ROOT_INO) {
+			root = n;
+			continue;
 		}
-		fsp__free(sh->buckets);
-		pthread_mutex_destroy(&sh->lock);
+		if (n->users)
+			FSP__BUG("node %llu still has %u users at shutdown",
+				 (unsigned long long)n->ino, n->users);
+		end_period(t, n);
 	}
 	end_period(t, root);
+	fsp__hash_free(t->hash);
 	fsp__free(t);
 }
