@@ -56,7 +56,12 @@ extern int fsp__debug_level;
  * runs under one. Where a handle operation touches its node (new: hold;
  * last put: release callback, then node put) it does so with no handle
  * shard lock held. So no two of these locks are ever held at once.
- */
+ *
+ * Lifetime counts (nlookup, users, handle refs) abort the process on
+ * underflow in every build, not only with FSP_DEBUG: a count below zero
+ * means an object is about to be used after it was handed back, and going
+ * on would hand the file system freed objects. One BUG line names it. */
+#define FSP__COUNT_BUG(...) do { fsp_log(0, "BUG: " __VA_ARGS__); abort(); } while (0)
 
 /* Intrusive sharded hash keyed by uint64 (hash.c). The caller embeds a
  * struct fsp__hlink in its object and owns the object; the hash chains it.
@@ -98,6 +103,7 @@ struct fsp__node {
 	uint64_t nlookup;      /* entries the kernel got, minus its FORGETs */
 	uint64_t fs_refs;      /* references the fs handed over this period */
 	uint32_t users;        /* requests in flight + open handles + 1 for the root */
+	bool forget_clamped;   /* a FORGET exceeded nlookup this period */
 	struct fsp__hlink link;/* in the table's hash, key ino */
 };
 

@@ -11,9 +11,13 @@
  *    only grows, and all of it is handed back by the one forget.
  *  - users counts requests in flight that resolved this node, open handles,
  *    and 1 for the root for the session's whole life.
- *  - users going below zero is our bug: FSP__BUG names the node (debug
- *    builds abort). nlookup going below zero is the kernel's count
- *    disagreeing with ours: logged and clamped, never an abort.
+ *  - A count going below zero is our bug and aborts in every build
+ *    (FSP__COUNT_BUG, one line naming the node): users at a put, nlookup
+ *    when we undo an entry that was never sent. fs_refs never goes down.
+ *    A FORGET of more than nlookup is the kernel's count disagreeing with
+ *    ours (input, not our invariant): logged and clamped, never an abort;
+ *    after one, that node's nlookup is a guess and an undo below zero is
+ *    clamped too. An undo or FORGET for a node not held is logged.
  * Locks: the shard locks of the hash (hash.c), each a leaf; none is held
  * while a file system callback runs (forget is called after unlocking).
  */
@@ -120,9 +124,8 @@ void fsp__node_put(struct fsp__node_table *t, struct fsp__node *n)
 	struct fsp__node *dead = NULL;
 
 	if (n->users == 0)
-		FSP__BUG("node %llu: user count below zero", (unsigned long long)n->ino);
-	else
-		n->users--;
+		FSP__COUNT_BUG("node %llu: user count below zero", (unsigned long long)n->ino);
+	n->users--;
 	dead = maybe_unlink(sh, n);
 	fsp__hash_unlock(sh);
 	end_period(t, dead);
@@ -179,7 +182,10 @@ out:
 	return err;
 }
 
-static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, const char *why)
+/* ours: the count is our own undo (an entry never sent), so more than
+ * nlookup is our bug; else it is the kernel's FORGET. */
+static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, bool ours,
+		       const char *why)
 {
 	struct fsp__hash_shard *sh = fsp__hash_lock(t->hash, ino);
 	struct fsp__node *n = find(sh, ino), *dead;
@@ -191,7 +197,11 @@ static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, 
 		fsp_log(1, "%s of unknown node %llu ignored", why, (unsigned long long)ino);
 		return;
 	}
+	/* After a clamped FORGET our count is the kernel's guess too. */
+	if (count > n->nlookup && ours && !n->forget_clamped)
+		FSP__COUNT_BUG("node %llu: lookup count below zero (%s)", (unsigned long long)ino, why);
 	if (count > n->nlookup) {
+		n->forget_clamped |= !ours;
 		/* The count comes from the kernel: validated input, not our
 		 * invariant, so a warning and a clamp, never an abort. */
 		fsp_log(1, "node %llu: %s of %llu exceeds lookup count %llu; clamped",
@@ -207,14 +217,14 @@ static void sub_lookup(struct fsp__node_table *t, uint64_t ino, uint64_t count, 
 
 void fsp__node_unsent(struct fsp__node_table *t, uint64_t ino)
 {
-	sub_lookup(t, ino, 1, "unsent entry");
+	sub_lookup(t, ino, 1, true, "unsent entry");
 }
 
 void fsp__node_forget(struct fsp__node_table *t, uint64_t ino, uint64_t nlookup)
 {
 	/* The root is counted like any node ("..", file handles); its extra
 	 * user reference keeps it for the whole session. */
-	sub_lookup(t, ino, nlookup, "FORGET");
+	sub_lookup(t, ino, nlookup, false, "FORGET");
 }
 
 uint64_t fsp__nodes_count(struct fsp__node_table *t)
