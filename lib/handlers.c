@@ -204,6 +204,30 @@ static void reply_attr(fsp_req *r, const struct stat *st)
 	fsp__reply_buf(r, &ao, sizeof(ao));
 }
 
+/* The open a GETATTR/SETATTR names by fh, or NULL. The fh is optional
+ * there: one we don't hold, or one opened on another node, is ignored (the
+ * request acts on r->node, and an fh of another file would have the file
+ * system act on the wrong one: fsp-ptfs would truncate the wrong backing
+ * file). The kernel never sends such an fh, so it is logged, once per
+ * process, not per request. */
+static struct fsp__handle *attr_handle(fsp_req *r, uint64_t fh)
+{
+	static atomic_flag logged = ATOMIC_FLAG_INIT;
+	struct fsp__handle *h = NULL;
+
+	if (fsp__handle_get(r->s->handles, fh, false, &h) < 0)
+		return NULL;
+	if (h->node != r->node) {
+		if (!atomic_flag_test_and_set(&logged))
+			fsp_log(1, "%s of node %llu with fh %llu of node %llu: fh ignored",
+				fsp__opname(r->opcode), (unsigned long long)r->node->ino,
+				(unsigned long long)fh, (unsigned long long)h->node->ino);
+		fsp__handle_put(r->s->handles, h);
+		h = NULL;
+	}
+	return h;
+}
+
 static void h_getattr(fsp_req *r)
 {
 	const struct fw_getattr_in *in = BODY(r, struct fw_getattr_in);
@@ -213,7 +237,7 @@ static void h_getattr(fsp_req *r)
 
 	NEED_OP(r, getattr);
 	if (in->getattr_flags & FW_GETATTR_FH)
-		fsp__handle_get(r->s->handles, in->fh, false, &h); /* optional */
+		h = attr_handle(r, in->fh);
 	memset(&st, 0, sizeof(st));
 	rc = r->s->ops.getattr(r, r->node->obj, h ? h->fh : NULL, &st);
 	if (h)
@@ -267,7 +291,7 @@ static void h_setattr(fsp_req *r)
 	if (in->valid & FW_FATTR_KILL_SUIDGID)
 		sa.valid |= FSP_SET_KILL_SUIDGID;
 	if (in->valid & FW_FATTR_FH)
-		fsp__handle_get(r->s->handles, in->fh, false, &h);
+		h = attr_handle(r, in->fh);
 	memset(&st, 0, sizeof(st));
 	rc = r->s->ops.setattr(r, r->node->obj, h ? h->fh : NULL, &sa, &st);
 	if (h)

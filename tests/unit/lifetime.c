@@ -21,12 +21,6 @@ static size_t last_len;
 static int nreplies;
 static int fail_next_send;   /* -ENOENT: the kernel forgot the request */
 
-static ssize_t fake_recv(struct fsp__chan *c, void *buf, size_t size)
-{
-	(void)c, (void)buf, (void)size;
-	return -ENODEV;
-}
-
 static int fake_send(struct fsp__chan *c, const struct iovec *iov, int n)
 {
 	(void)c;
@@ -45,7 +39,7 @@ static int fake_send(struct fsp__chan *c, const struct iovec *iov, int n)
 }
 
 static void fake_close(struct fsp__chan *c) { (void)c; }
-static const struct fsp__chan_ops fake_ops = { fake_recv, fake_send, fake_close, NULL, NULL };
+static const struct fsp__chan_ops fake_ops = { .send = fake_send, .close = fake_close };
 static struct fsp__chan fake_chan = { &fake_ops, -1 };
 
 static int reply_error(void)
@@ -61,6 +55,7 @@ static int objs[NOBJ];
 static uint64_t forgotten[NOBJ];   /* sum of n passed to forget */
 static int forget_calls[NOBJ];
 static int releases;
+static int attr_releases;          /* of objects f and g (attr fh checks) */
 static int root_obj;
 
 static int idx(void *o) { return (int)((int *)o - objs); }
@@ -96,8 +91,11 @@ static int t_open(fsp_req *r, void *obj, int flags, struct fsp_open_out *o)
 
 static void t_release(fsp_session *s, void *obj, void *fh, int flags)
 {
-	(void)s, (void)obj, (void)fh, (void)flags;
-	releases++;
+	(void)s, (void)fh, (void)flags;
+	if (idx(obj) >= 5)
+		attr_releases++;
+	else
+		releases++;
 }
 
 static ssize_t t_read(fsp_req *r, void *obj, void *fh, void *buf, size_t size, off_t off)
@@ -107,16 +105,30 @@ static ssize_t t_read(fsp_req *r, void *obj, void *fh, void *buf, size_t size, o
 	return (ssize_t)size;
 }
 
+/* what the last getattr/setattr was called with */
+static void *attr_obj, *attr_fh;
+static int attr_calls;
+
 static int t_getattr(fsp_req *r, void *obj, void *fh, struct stat *st)
 {
-	(void)r, (void)obj, (void)fh;
+	(void)r;
+	attr_obj = obj, attr_fh = fh, attr_calls++;
+	st->st_mode = S_IFREG | 0644;
+	return 0;
+}
+
+static int t_setattr(fsp_req *r, void *obj, void *fh, const struct fsp_setattr *sa,
+		     struct stat *st)
+{
+	(void)r, (void)sa;
+	attr_obj = obj, attr_fh = fh, attr_calls++;
 	st->st_mode = S_IFREG | 0644;
 	return 0;
 }
 
 static const struct fsp_operations t_ops = {
 	.lookup = t_lookup, .forget = t_forget, .open = t_open, .release = t_release,
-	.read = t_read, .getattr = t_getattr,
+	.read = t_read, .getattr = t_getattr, .setattr = t_setattr,
 };
 
 /* ---- request building ---- */
@@ -171,6 +183,45 @@ static int release_file(uint64_t ino, uint64_t fh)
 {
 	struct fw_release_in r = { .fh = fh };
 	return send_req(FW_RELEASE, ino, &r, sizeof(r));
+}
+
+/* GETATTR/SETATTR of node ino naming fh: the fh callback argument. */
+static void *getattr_fh(uint64_t ino, uint64_t fh)
+{
+	struct fw_getattr_in g = { .getattr_flags = FW_GETATTR_FH, .fh = fh };
+	int n = attr_calls;
+	attr_fh = (void *)1;
+	CHECK(send_req(FW_GETATTR, ino, &g, sizeof(g)) == 0 && attr_calls == n + 1 &&
+	      attr_obj == &objs[ino - 100], "GETATTR of %llu", (unsigned long long)ino);
+	return attr_fh;
+}
+
+static void *setattr_fh(uint64_t ino, uint64_t fh)
+{
+	struct fw_setattr_in sa = { .valid = FW_FATTR_FH | FW_FATTR_SIZE, .fh = fh, .size = 0 };
+	int n = attr_calls;
+	attr_fh = (void *)1;
+	CHECK(send_req(FW_SETATTR, ino, &sa, sizeof(sa)) == 0 && attr_calls == n + 1 &&
+	      attr_obj == &objs[ino - 100], "SETATTR of %llu", (unsigned long long)ino);
+	return attr_fh;
+}
+
+/* An fh is used by GETATTR/SETATTR only on the node it was opened on; one
+ * of another node is ignored (as if none was given), never passed on. */
+static void attr_fh_checks(void)
+{
+	CHECK(lookup("f") == 0 && lookup("g") == 0, "lookup f, g");
+	uint64_t ff = open_file(105);   /* the fs's fh for f is &objs[5] */
+	CHECK(getattr_fh(105, ff) == &objs[5], "GETATTR of f with f's fh gets it");
+	CHECK(getattr_fh(106, ff) == NULL, "GETATTR of g with f's fh gets no fh");
+	CHECK(getattr_fh(106, 9999) == NULL, "GETATTR with an unknown fh gets no fh");
+	CHECK(setattr_fh(105, ff) == &objs[5], "SETATTR of f with f's fh gets it");
+	CHECK(setattr_fh(106, ff) == NULL, "SETATTR (truncate) of g with f's fh gets no fh");
+	CHECK(setattr_fh(106, 9999) == NULL, "SETATTR with an unknown fh gets no fh");
+	CHECK(release_file(105, ff) == 0 && attr_releases == 1, "f's open released once");
+	forget(105, 1);
+	forget(106, 1);
+	CHECK(forget_calls[5] == 1 && forget_calls[6] == 1, "f and g forgotten");
 }
 
 int main(void)
@@ -263,6 +314,8 @@ int main(void)
 	CHECK(releases == 2, "lost open released (%d)", releases);
 	forget(103, 1);
 	CHECK(forget_calls[3] == 1, "d forgotten");
+
+	attr_fh_checks();
 
 	/* notifications: exact encoding on the device fd */
 	int pfd[2];
