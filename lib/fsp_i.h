@@ -125,6 +125,11 @@ void fsp__node_put(struct fsp__node_table *t, struct fsp__node *n);
  * failure the reference is not taken: the caller hands it back (forget). */
 int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 			int counted_by_kernel);
+/* The same, and on success also a user reference on the node (*out; drop
+ * it with fsp__node_put), taken under the same lock as the count: the node
+ * cannot go between counting the entry and holding it. */
+int fsp__node_add_entry_get(struct fsp__node_table *t, const struct fsp_entry *e,
+			    int counted_by_kernel, struct fsp__node **out);
 /* The entry for ino never reached the kernel: undo its nlookup. */
 void fsp__node_unsent(struct fsp__node_table *t, uint64_t ino);
 /* FORGET from the kernel. */

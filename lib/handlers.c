@@ -493,21 +493,19 @@ static void do_create(fsp_req *r, bool tmpfile)
 		fsp__reply_err(r, rc);
 		return;
 	}
+	/* From here the fs's open is ours to release on every failure: here
+	 * when the entry can't be counted, in make_handle when the handle
+	 * can't be made, by the handle after that. Counting and holding the
+	 * node are one step: a FORGET (forged: the kernel has not seen the
+	 * node yet) can't take it away in between. */
 	rc = check_entry(r, &e);
 	if (rc == 0)
-		rc = fsp__node_add_entry(r->s->nodes, &e, 1);
+		rc = fsp__node_add_entry_get(r->s->nodes, &e, 1, &node);
 	if (rc < 0) {
 		/* the open first: the reference may be all that keeps obj */
-		if (r->s->ops.release)
-			r->s->ops.release(r->s, e.obj, o.fh, (int)in->flags);
+		release_fs_open(r->s, e.obj, &o, (int)in->flags, false);
 		give_back(r->s, e.obj);
 		fsp__reply_err(r, rc);
-		return;
-	}
-	/* The entry just counted keeps the node in the table. */
-	if (fsp__node_get(r->s->nodes, e.ino, &node) < 0) {
-		FSP__BUG("node %llu vanished after create", (unsigned long long)e.ino);
-		fsp__reply_err(r, -EIO);
 		return;
 	}
 	if ((o.flags & FSP_OPEN_PASSTHROUGH) && !(r->s->flags & FW_INIT_PASSTHROUGH))

@@ -131,8 +131,9 @@ void fsp__node_put(struct fsp__node_table *t, struct fsp__node *n)
 	end_period(t, dead);
 }
 
-int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
-			int counted_by_kernel)
+/* held: also take a user reference, under the same lock as the count. */
+static int add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
+		     int counted_by_kernel, struct fsp__node **held)
 {
 	struct fsp__hash_shard *sh;
 	struct fsp__node *n, *fresh = NULL, *dead;
@@ -173,6 +174,10 @@ int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 	n->fs_refs++;
 	if (counted_by_kernel)
 		n->nlookup++;
+	if (held) {
+		n->users++;
+		*held = n;
+	}
 	/* A "."/".." entry of a node nobody holds ends its period right away. */
 	dead = maybe_unlink(sh, n);
 	fsp__hash_unlock(sh);
@@ -180,6 +185,19 @@ int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 out:
 	fsp__free(fresh);
 	return err;
+}
+
+int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
+			int counted_by_kernel)
+{
+	return add_entry(t, e, counted_by_kernel, NULL);
+}
+
+int fsp__node_add_entry_get(struct fsp__node_table *t, const struct fsp_entry *e,
+			    int counted_by_kernel, struct fsp__node **out)
+{
+	*out = NULL;
+	return add_entry(t, e, counted_by_kernel, out);
 }
 
 /* ours: the count is our own undo (an entry never sent), so more than
