@@ -9,10 +9,15 @@
  *   kind odd:  the bytes are header fields and body, but the node id and any
  *              fh are picked from those the replies handed out so far, so
  *              lifetimes get exercised: (opcode, node pick, fh pick, body...).
- * Checks: every reply is well formed (length, unique, error in (-512, 0]),
- * at most one per request, none for FORGET/BATCH_FORGET/INTERRUPT; at the end
- * every handle is released and every node forgotten exactly once, memfs's
- * memory accounting returns to zero, and ASan/LSan see no error or leak. */
+ * Checks: every reply is well formed (length, unique, error in (-512, 0]);
+ * every request gets exactly one reply, malformed or not, except those the
+ * kernel expects none for (FORGET, BATCH_FORGET, NOTIFY_REPLY; bytes too
+ * short to be a header, which name no request), and INTERRUPT, which may get
+ * one only with -EAGAIN (the kernel's "ask again later"); at the end every
+ * handle is released and every node forgotten exactly once, memfs's memory
+ * accounting returns to zero, and ASan/LSan see no error or leak. Built with
+ * FSP_DEBUG, so the library's own checks (FSP__BUG: a second reply, a
+ * handler that sent none, a count below zero) abort too. */
 #define main memfs_program_main
 #include "../../fs/memfs/memfs.c"
 #undef main
@@ -28,10 +33,11 @@ static uint64_t cur_unique;
 static uint32_t cur_opcode;
 static int replies;
 
-static ssize_t f_recv(struct fsp__chan *c, void *b, size_t n)
+static void bad_replies(const char *why)
 {
-	(void)c, (void)b, (void)n;
-	return -ENODEV;
+	fprintf(stderr, "fuzz_requests: %s (opcode %u, unique %llu, %d replies)\n", why,
+		cur_opcode, (unsigned long long)cur_unique, replies);
+	abort();
 }
 
 static void remember(uint64_t *set, int *n, uint64_t v)
@@ -61,10 +67,13 @@ static int f_send(struct fsp__chan *c, const struct iovec *iov, int n)
 		abort();
 	if (oh.error && len != sizeof(oh))
 		abort();   /* an error reply carries no payload */
-	if (cur_opcode == FW_FORGET || cur_opcode == FW_BATCH_FORGET || cur_opcode == FW_INTERRUPT)
-		abort();
+	if (cur_opcode == FW_FORGET || cur_opcode == FW_BATCH_FORGET ||
+	    cur_opcode == FW_NOTIFY_REPLY)
+		bad_replies("a reply to a request that takes none");
+	if (cur_opcode == FW_INTERRUPT && oh.error != -EAGAIN)
+		bad_replies("a reply to INTERRUPT other than -EAGAIN");
 	if (++replies > 1)
-		abort();
+		bad_replies("a second reply");
 	/* learn node ids and handles from successful replies */
 	const char *p = buf + sizeof(oh);
 	size_t plen = len - sizeof(oh);
@@ -105,8 +114,10 @@ static int f_send(struct fsp__chan *c, const struct iovec *iov, int n)
 }
 
 static void f_close(struct fsp__chan *c) { (void)c; }
-static const struct fsp__chan_ops f_ops = { f_recv, f_send, f_close, NULL, NULL };
-static struct fsp__chan f_chan = { &f_ops, -1 };
+/* Only what fsp__dispatch uses (it never receives): designated, so that it
+ * does not depend on the order or the number of the other members. */
+static const struct fsp__chan_ops f_ops = { .send = f_send, .close = f_close };
+static struct fsp__chan f_chan = { .ops = &f_ops, .fd = -1 };
 
 /* Ops whose body starts with a u64 fh, and where it lies. */
 static int fh_offset(uint32_t op, bool *dir)
@@ -163,8 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.chan = &f_chan;
 	w.inbuf = malloc(bufsize);
 	w.outbuf = malloc(bufsize);
-	s->workers = &w;
-	s->nworkers = 1;
+	/* w is not put in the session's worker table: requests are served one
+	 * at a time, so an INTERRUPT never finds another one being served, and
+	 * the table's layout is the engine's business. */
 	nnodes = nfhs = ndirs = 0;
 	known_nodes[nnodes++] = FSP_ROOT_INO;
 
@@ -202,22 +214,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				memcpy(w.inbuf + sizeof(in) + off, &set[fpick % n], 8);
 			len = in.len;
 		}
+		/* how many replies the request must get: 0, 1, or (INTERRUPT)
+		 * 0 or 1 */
+		int want = 0, want_max = 0;
 		if (len >= sizeof(struct fw_in_header)) {
 			struct fw_in_header in;
 			memcpy(&in, w.inbuf, sizeof(in));
 			in.unique = ++cur_unique;
 			memcpy(w.inbuf, &in, sizeof(in));
 			cur_opcode = in.opcode;
+			bool noreply = in.opcode == FW_FORGET || in.opcode == FW_BATCH_FORGET ||
+				       in.opcode == FW_NOTIFY_REPLY || in.opcode == FW_INTERRUPT;
+			if (!noreply)
+				want = want_max = 1;
+			else if (in.opcode == FW_INTERRUPT)
+				want_max = 1;   /* only -EAGAIN; f_send checks */
 		} else {
-			cur_opcode = 0;
+			cur_opcode = 0;  /* no header: nothing to answer to */
 		}
 		replies = 0;
 		fsp__dispatch(&w, len);
+		if (replies < want)
+			bad_replies("no reply to a request that needs one");
+		if (replies > want_max)
+			bad_replies("a reply to a request that takes none");
 	}
 
 	/* The end of a session: everything released and forgotten once. */
-	s->workers = NULL;
-	s->nworkers = 0;
 	free(w.inbuf);
 	free(w.outbuf);
 	fsp_session_free(s);    /* not mounted: releases, forgets, destroy */

@@ -6,7 +6,9 @@
 # big directory) and every earlier finding (crash-*), which therefore runs
 # again first, as a regression test. New inputs go to a copy of the corpus.
 # Passes when the fuzzer reports nothing: no crash, no sanitizer report, no
-# leak, no malformed reply, no timeout. A finding is kept in
+# leak, no malformed reply, no request left without its one reply or given
+# two (or a reply where none is due), no FSP__BUG (the target is built with
+# FSP_DEBUG, which makes them abort), no timeout. A finding is kept in
 # $BUILD_DIR/fuzz-findings/ and its stack is in the log.
 # FSP_FUZZ_SECONDS=N fuzzes longer (default 60); `make fuzz FUZZ_SECONDS=N`
 # does the same outside the test runner.
