@@ -29,14 +29,16 @@ FS_NAMES    = $(notdir $(wildcard fs/*))
 TOOL_NAMES  = $(notdir $(wildcard tools/*))
 EX_NAMES    = $(basename $(notdir $(wildcard examples/*.c)))
 UNIT_NAMES  = $(basename $(notdir $(wildcard tests/unit/*.c)))
+HELPER_NAMES = $(basename $(notdir $(wildcard tests/helpers/*.c)))
 
 FS_BIN   = $(foreach n,$(FS_NAMES),$(BUILD)/fsp-$(n))
 TOOL_BIN = $(foreach n,$(TOOL_NAMES),$(BUILD)/$(n))
 EX_BIN   = $(foreach n,$(EX_NAMES),$(BUILD)/$(n))
 UNIT_BIN = $(foreach n,$(UNIT_NAMES),$(BUILD)/unit/$(n))
+HELPER_BIN = $(foreach n,$(HELPER_NAMES),$(BUILD)/test/$(n))
 
 .PHONY: all run check check-quick deps asan ubsan tsan clean soak debug bench fuzz
-all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN)
+all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN) $(HELPER_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -59,6 +61,8 @@ endef
 $(foreach n,$(FS_NAMES),$(eval $(call prog_rule,$(BUILD)/fsp-$(n),$(wildcard fs/$(n)/*.c),)))
 $(foreach n,$(TOOL_NAMES),$(eval $(call prog_rule,$(BUILD)/$(n),$(wildcard tools/$(n)/*.c),-lm)))
 $(foreach n,$(EX_NAMES),$(eval $(call prog_rule,$(BUILD)/$(n),examples/$(n).c,)))
+# File systems built for the tests only (tests/helpers/*.c -> $(BUILD)/test/).
+$(foreach n,$(HELPER_NAMES),$(eval $(call prog_rule,$(BUILD)/test/$(n),tests/helpers/$(n).c,)))
 # Unit tests named memfs_*.c get fs-memfs compiled in (its main() renamed),
 # to drive it in-process without a kernel.
 MEMFS_LIB_SRC = $(filter-out fs/memfs/memfs.c,$(wildcard fs/memfs/*.c))

@@ -1,10 +1,12 @@
 /* fsp_i.h — the library's internal shapes, shared by its layers.
  *
  * Layers (data moves down, replies move back up, nothing reaches back):
- *   transport.c  channel: receive one request buffer, send one reply (iovecs)
- *   proto.c      opcode table, validation, reply encoding
+ *   transport_dev.c, transport_uring.c
+ *                channel: receive one request, send one reply (iovecs)
+ *   engine.c     the worker pool, the life of one request, INTERRUPT marks
+ *   proto.c      opcode names, request validation (decoder), reply encoding
  *   handlers.c   one handler per opcode: decode the body, call the file system
- *   dispatch.c   worker threads, the request loop, INIT, INTERRUPT
+ *   init.c       the INIT handshake
  *   node.c       node table: node id -> object, kernel lookup counts, users
  *   handle.c     handle table: kernel fh -> open object, released once
  *   mount.c      mount(2) / fusermount3, unmount, mount point checks
@@ -27,6 +29,26 @@
 
 #define FSP__OPCODE_MAX 64      /* opcodes we count and dispatch: 0..63 */
 #define FSP__MAX_WORKERS 64
+#define FSP__EARLY_MARKS 16     /* INTERRUPTs remembered before their request */
+/* Ends a worker's blocking read() at stop; never sent otherwise. */
+#define FSP__WAKE_SIGNAL (SIGRTMIN + 3)
+
+/* ---- small portable helpers (util.c) ---- */
+uint64_t fsp__now_ns(void);          /* CLOCK_MONOTONIC */
+uint32_t fsp__page_size(void);
+/* A polite pause inside a spin loop, on any architecture. */
+static inline void fsp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+	__asm__ __volatile__("yield" ::: "memory");
+#elif defined(__powerpc__) || defined(__powerpc64__)
+	__asm__ __volatile__("or 27,27,27" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
 
 /* ---- allocation (alloc.c): one wrapper so failures can be injected ---- */
 void *fsp__malloc(size_t n);
@@ -162,30 +184,61 @@ void fsp__handle_put(struct fsp__handle_table *t, struct fsp__handle *h);
 int fsp__handle_release(struct fsp__handle_table *t, uint64_t id, bool is_dir);
 uint64_t fsp__handles_count(struct fsp__handle_table *t);
 
-/* ---- transport (transport.c) ---- */
+/* ---- transports (transport_dev.c, transport_uring.c) ----
+ * A channel is one worker's view of a transport: each worker owns one and
+ * only that worker calls recv/send on it; wake may come from any thread.
+ * Several channels may share one device or one ring queue underneath; the
+ * transport makes that safe.
+ * Life of a request on a channel: recv hands out the request bytes (and
+ * where to build a large reply); they stay valid until the worker's next
+ * call of recv, finish or send on that channel. Every request received is
+ * ended by exactly one send (its reply) or finish (no reply: FORGET and
+ * friends, or a request dropped as unanswerable); a ring entry is given
+ * back to the kernel only then. */
 struct fsp__chan;
 struct fsp__chan_ops {
-	/* Receive one request into buf. Returns its length, or -EINTR/-EAGAIN/
-	 * -ENOENT (try again), -ENODEV (session ended), other -errno (fatal). */
-	ssize_t (*recv)(struct fsp__chan *c, void *buf, size_t size);
-	/* Send one reply or notification. Returns 0 or -errno; -ENOENT means
-	 * the kernel no longer waits for that request (interrupted/aborted). */
+	const char *name;        /* "dev" or "io_uring": the startup line says it */
+	/* Wait for one request; spin first for up to spin_ns (0: don't).
+	 * Returns its length with *in set to the request (fw_in_header, body
+	 * contiguous) and *out to a buffer of at least bufsize bytes for the
+	 * reply payload (the worker's own or the transport's), or -EINTR /
+	 * -EAGAIN / -ENOENT (nothing: call again), -ENODEV (session ended),
+	 * other -errno (fatal device error). */
+	ssize_t (*recv)(struct fsp__chan *c, uint64_t spin_ns, char **in, char **out);
+	/* Send the reply to the request last received (iov[0] is its
+	 * fw_out_header). Ends the request. 0, or -ENOENT when the kernel no
+	 * longer waits for it (interrupted, aborted), or -errno. */
 	int (*send)(struct fsp__chan *c, const struct iovec *iov, int n);
+	/* End the request last received without a reply. May be NULL (dev). */
+	void (*finish)(struct fsp__chan *c);
+	/* Make a recv blocked on this channel return soon (-EAGAIN), without
+	 * a signal where the transport can (stop). May be NULL. */
+	void (*wake)(struct fsp__chan *c);
 	void (*close)(struct fsp__chan *c);
-	/* Make recv return -EAGAIN instead of sleeping (for a polling reader). */
-	int (*set_nonblock)(struct fsp__chan *c);
-	/* Sleep until a request is ready or a signal comes: 0, or -errno. */
-	int (*wait)(struct fsp__chan *c);
 };
 struct fsp__chan {
 	const struct fsp__chan_ops *ops;
-	int fd;
+	int fd;                  /* /dev/fuse fd notifications may use, or -1 */
 };
 /* A channel on the session fd, or (clone != 0) a clone of it where the
- * kernel allows, falling back to sharing the session fd. */
-int fsp__chan_dev_open(int session_fd, int clone, struct fsp__chan **out);
+ * kernel allows, falling back to sharing the session fd. Owns a request
+ * buffer of bufsize bytes; *out of recv is outbuf (the worker's). */
+int fsp__chan_dev_open(int session_fd, int clone, size_t bufsize, char *outbuf,
+		       struct fsp__chan **out);
 
-/* ---- request (dispatch.c) ---- */
+/* FUSE over io_uring (transport_uring.c): one ring queue per possible CPU,
+ * depth entries each, registered after INIT agreed FW_INIT_OVER_IO_URING.
+ * fsp__uring_new returns -EOPNOTSUPP where io_uring or the command is not
+ * available (the caller then stays on /dev/fuse, or fails for io_uring=on). */
+struct fsp__uring;
+int fsp__uring_new(fsp_session *s, int depth, struct fsp__uring **out);
+int fsp__uring_nqueues(const struct fsp__uring *u);
+/* A worker's channel on queue q (several may share one queue). */
+int fsp__uring_chan_open(struct fsp__uring *u, int q, char *outbuf, struct fsp__chan **out);
+/* After every channel is closed. */
+void fsp__uring_free(struct fsp__uring *u);
+
+/* ---- request (engine.c, proto.c) ---- */
 struct fsp__worker;
 struct fsp_req {
 	fsp_session *s;
@@ -215,17 +268,20 @@ struct fsp__worker_stats {
 	atomic_load_explicit(&(field), memory_order_relaxed) + (n), memory_order_relaxed)
 #define FSP__STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
+struct fsp__pool;
 struct fsp__worker {
 	fsp_session *s;
+	struct fsp__pool *pool;  /* the workers waiting on the same channel kind */
 	pthread_t thread;
 	int index;
-	bool started;
+	atomic_bool started;     /* thread exists (joined at stop) */
 	struct fsp__chan *chan;
-	char *inbuf;             /* request buffer, bufsize bytes */
+	char *inbuf;             /* the request being served (from recv) */
 	char *outbuf;            /* reply payload buffer, bufsize bytes */
+	char *ownbuf;            /* the worker's own reply buffer (freed at stop) */
 	/* Read by other threads (stats, INTERRUPT): */
 	_Atomic uint64_t cur_unique;    /* request being served, 0 when idle */
-	atomic_int interrupted;         /* INTERRUPT seen for cur_unique */
+	_Atomic uint64_t interrupted;   /* unique of an INTERRUPT for cur_unique */
 	struct fsp__worker_stats st;
 };
 
@@ -244,7 +300,7 @@ struct fsp_session {
 	unsigned dev_major, dev_minor;   /* of the mount, for fusectl and stats */
 	uint64_t mnt_id;          /* mount id at mount time (0: unknown, never unmount) */
 
-	/* Negotiated at INIT (dispatch.c) */
+	/* Negotiated at INIT (init.c) */
 	uint32_t proto_minor;
 	uint64_t flags;           /* FW_INIT_* agreed */
 	uint32_t max_write;
@@ -254,20 +310,22 @@ struct fsp_session {
 	struct fsp__node_table *nodes;
 	struct fsp__handle_table *handles;
 
-	int nworkers;
-	struct fsp__worker *workers;
+	/* Engine (engine.c). pools and workers are allocated once by
+	 * fsp__engine_start and freed by fsp__engine_free (session free). */
+	int npools, nslots;
+	struct fsp__pool *pools;
+	struct fsp__worker *workers;   /* nslots slots; a slot's thread may not exist */
+	struct fsp__uring *uring;      /* the ring, or NULL (/dev/fuse only) */
 	atomic_int live_workers;
 	atomic_int dead;           /* sticky: fatal device error or ENODEV */
 	volatile sig_atomic_t exit_requested;  /* fsp_session_exit() was called */
 	atomic_int stopping;       /* workers finish their request and leave */
 	atomic_uint_fast64_t unknown_logged;  /* one log line per unknown opcode < 64 */
-	/* Reading policy (dispatch.c): worker 0 polls the queue for spin_ns
-	 * after each request; the other workers read only while `helping`
-	 * (set when worker 0 finds requests waiting), else they park. */
-	uint64_t spin_ns;
-	atomic_int helping;
-	pthread_mutex_t park_lock;
-	pthread_cond_t park_cond;
+	uint64_t spin_ns;          /* one worker per pool polls this long */
+	/* INTERRUPTs that came before their request was being served */
+	_Atomic uint64_t early[FSP__EARLY_MARKS];
+	atomic_uint early_next;
+	atomic_int early_count;
 
 	/* stats.c control socket */
 	int stats_fd;
@@ -279,11 +337,20 @@ struct fsp_session {
 	atomic_int stats_stop;
 };
 
-/* dispatch.c */
-int fsp__dispatch_init_request(fsp_session *s);  /* read+answer INIT */
-int fsp__workers_start(fsp_session *s);
-void fsp__workers_stop(fsp_session *s);
+/* init.c: read and answer INIT on the session fd (main thread, before any
+ * worker); 0 or -errno after one log line. */
+int fsp__init_negotiate(fsp_session *s);
+
+/* engine.c */
+int fsp__engine_start(fsp_session *s);
+void fsp__engine_stop(fsp_session *s);   /* join workers; idempotent */
+void fsp__engine_free(fsp_session *s);   /* stop, then free the slots */
+/* Serve the request of len bytes at w->inbuf on w->chan (replies built in
+ * w->outbuf): decode, run its handler, end it. */
 void fsp__dispatch(struct fsp__worker *w, size_t len);
+/* INTERRUPT for unique: 1 when it is being served (now marked), 0 when not
+ * (remembered, in case its request is about to be served). */
+int fsp__engine_interrupt(fsp_session *s, uint64_t unique);
 
 /* proto.c */
 struct fsp__op_desc {
@@ -295,6 +362,11 @@ struct fsp__op_desc {
 #define FSP__OP_NODE      1   /* resolve in->nodeid to a held node first */
 #define FSP__OP_NOREPLY   2   /* the kernel expects no reply */
 const struct fsp__op_desc *fsp__op_desc(uint32_t opcode);
+/* Validate the len bytes at buf as a request and fill r (in, opcode, body,
+ * body_len, groups). Returns the op's row, or NULL when the request was
+ * malformed or unknown: then it has been answered (EIO, ENOSYS) or, when
+ * no answer is possible or expected, dropped, with one log line. */
+const struct fsp__op_desc *fsp__decode(fsp_req *r, const char *buf, size_t len);
 const char *fsp__opname(uint32_t opcode);
 /* Replies. err is 0 or -errno, range-checked. Each returns the send result. */
 int fsp__reply_err(fsp_req *r, int err);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/xattr.h>
 
@@ -767,13 +768,17 @@ static void h_destroy(fsp_req *r)
 static void h_interrupt(fsp_req *r)
 {
 	uint64_t target = BODY(r, struct fw_interrupt_in)->unique;
-	/* A request we already answered (or never saw) needs nothing: the
-	 * kernel drops the interrupt when no answer is pending. */
-	for (int i = 0; i < r->s->nworkers; i++) {
-		struct fsp__worker *w = &r->s->workers[i];
-		if (atomic_load(&w->cur_unique) == target)
-			atomic_store(&w->interrupted, 1);
-	}
+	if (fsp__engine_interrupt(r->s, target))
+		return;   /* being served: marked, and no answer is due */
+	/* Not being served: already answered, or read by a worker that has
+	 * not published it yet. EAGAIN asks the kernel to queue the INTERRUPT
+	 * again; it finds the request only on the fd that read it (else
+	 * ENOENT, and the early mark made above catches the request). */
+	struct fw_out_header oh = { .len = sizeof(oh), .error = -EAGAIN,
+				    .unique = r->in->unique };
+	struct iovec iov = { &oh, sizeof(oh) };
+	sched_yield();   /* don't bounce it back before the reader publishes */
+	r->chan->ops->send(r->chan, &iov, 1);
 }
 
 /* Ops the kernel copes without: for most ENOSYS makes it stop asking (STATX

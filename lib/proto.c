@@ -1,7 +1,12 @@
-/* proto.c — encoding replies and decoding the parts of requests that every
- * handler needs (names, attributes, timeouts).
+/* proto.c — the decoder (every request validated before any handler sees
+ * it), reply encoding, and the parts of requests every handler needs (names,
+ * attributes, timeouts).
  *
  * Invariants:
+ *  - A request reaches a handler only when its header length equals what was
+ *    received, its extensions fit and parse, its opcode has a table row and
+ *    its body is at least the row's minimum. Otherwise: EIO (unknown: ENOSYS)
+ *    and one log line, or nothing for ops the kernel expects no answer to.
  *  - Every reply carries the request's unique and an error in (-512, 0]; an
  *    error outside that range (a file system bug) is sent as -EIO and logged.
  *  - A request gets at most one reply; FORGET/BATCH_FORGET/INTERRUPT none.
@@ -50,6 +55,90 @@ const struct fsp__op_desc *fsp__op_desc(uint32_t opcode)
 		return NULL;
 	return &fsp__ops_table[opcode];
 }
+
+/* ---- the decoder ---- */
+
+static void log_unknown(fsp_session *s, uint32_t opcode)
+{
+	if (opcode < 64) {
+		uint64_t bit = 1ULL << opcode;
+		if (atomic_fetch_or(&s->unknown_logged, bit) & bit)
+			return;
+	}
+	fsp_log(1, "unknown or unsupported request opcode %u (%s); answering ENOSYS", opcode,
+		fsp__opname(opcode));
+}
+
+/* Supplementary groups extension: validated, borrowed from the buffer. */
+static int parse_ext(fsp_req *r, const char *ext, size_t len)
+{
+	while (len >= sizeof(struct fw_ext_header)) {
+		struct fw_ext_header eh;
+		memcpy(&eh, ext, sizeof(eh));
+		if (eh.size < sizeof(eh) || eh.size > len || eh.size % 8)
+			return -EIO;
+		if (eh.type == FW_EXT_GROUPS && eh.size >= sizeof(eh) + 4) {
+			uint32_t nr;
+			memcpy(&nr, ext + sizeof(eh), 4);
+			if ((uint64_t)nr * 4 > eh.size - sizeof(eh) - 4)
+				return -EIO;
+			r->groups = (const uint32_t *)(ext + sizeof(eh) + 4);
+			r->ngroups = nr;
+		}
+		ext += eh.size;
+		len -= eh.size;
+	}
+	return len ? -EIO : 0;
+}
+
+const struct fsp__op_desc *fsp__decode(fsp_req *r, const char *buf, size_t len)
+{
+	fsp_session *s = r->s;
+	struct fsp__worker *w = r->w;
+	const struct fw_in_header *in = (const void *)buf;
+	const struct fsp__op_desc *d;
+
+	if (len < sizeof(*in)) {
+		/* no unique to answer to: the kernel never does this */
+		FSP__STAT_ADD(w->st.malformed, 1);
+		fsp_log(1, "request of %zu bytes is shorter than a header; dropped", len);
+		return NULL;
+	}
+	r->in = in;
+	r->opcode = in->opcode;
+	r->body = (const char *)(in + 1);
+	r->body_len = len - sizeof(*in);
+	d = fsp__op_desc(in->opcode);
+	size_t extlen = (size_t)in->total_extlen * 8;
+
+	if (in->len != len || extlen > r->body_len) {
+		FSP__STAT_ADD(w->st.malformed, 1);
+		fsp_log(1, "%s: header says %u bytes (%zu of extensions), read %zu; answering EIO",
+			fsp__opname(in->opcode), in->len, extlen, len);
+		if (!d || !(d->flags & FSP__OP_NOREPLY))
+			fsp__reply_err(r, -EIO);
+		return NULL;
+	}
+	r->body_len -= extlen;
+	if (!d || in->opcode == FW_INIT) {
+		FSP__STAT_ADD(w->st.unknown, 1);
+		log_unknown(s, in->opcode);
+		fsp__reply_err(r, in->opcode == FW_INIT ? -EIO : -ENOSYS);
+		return NULL;
+	}
+	if (r->body_len < d->min_in || (extlen && parse_ext(r, r->body + r->body_len, extlen) < 0)) {
+		FSP__STAT_ADD(w->st.malformed, 1);
+		fsp_log(1, "%s: body of %zu bytes is malformed (needs %u); %s", d->name, r->body_len,
+			d->min_in, d->flags & FSP__OP_NOREPLY ? "dropped" : "answering EIO");
+		if (!(d->flags & FSP__OP_NOREPLY))
+			fsp__reply_err(r, -EIO);
+		return NULL;
+	}
+	FSP__STAT_ADD(w->st.requests[in->opcode], 1);
+	return d;
+}
+
+/* ---- the encoder ---- */
 
 int fsp__reply_iov(fsp_req *r, struct iovec *iov, int n)
 {

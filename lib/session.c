@@ -4,9 +4,10 @@
  * Invariants:
  *  - Only the main thread calls new/mount/run/free; fsp_session_exit may come
  *    from a signal handler or any thread (it only sets a flag).
- *  - free() runs the end in one order: workers joined, stats socket closed,
+ *  - free() runs the end in one order: stats socket closed, workers joined,
  *    unmount, every open handle released, every node forgotten, destroy,
- *    device fd closed. So no callback can run after destroy.
+ *    worker slots freed, device fd closed. So no callback can run after
+ *    destroy, and counters stay readable until the session is freed.
  */
 #include "fsp_i.h"
 #include <errno.h>
@@ -51,6 +52,9 @@ void fsp_config_help(void)
 	      "     threads=N              worker threads (default: from the CPU count)\n"
 	      "     max_write=BYTES        largest write request (default 1M)\n"
 	      "     spin=US                poll for the next request this long (default 50)\n"
+	      "     io_uring=auto|on|off   FUSE over io_uring where the kernel offers it\n"
+	      "                            (default auto)\n"
+	      "     uring_depth=N          ring entries per CPU queue (default: threads)\n"
 	      "     entry_timeout=SECONDS  how long the kernel caches names\n"
 	      "     attr_timeout=SECONDS   how long the kernel caches attributes\n"
 	      "     negative_timeout=SECONDS how long the kernel caches misses\n"
@@ -156,6 +160,23 @@ static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *
 		if (parse_size(value, &n) < 0 || n > 1000000)
 			return bad_value(key, value, "microseconds, 0 to 1000000");
 		c->spin_us = (unsigned)n;
+		return 0;
+	}
+	if (!strcmp(key, "io_uring")) {
+		if (value && !strcmp(value, "auto"))
+			c->io_uring = FSP_IO_URING_AUTO;
+		else if (value && !strcmp(value, "on"))
+			c->io_uring = FSP_IO_URING_ON;
+		else if (value && !strcmp(value, "off"))
+			c->io_uring = FSP_IO_URING_OFF;
+		else
+			return bad_value(key, value, "auto, on or off");
+		return 0;
+	}
+	if (!strcmp(key, "uring_depth")) {
+		if (parse_size(value, &n) < 0 || n < 1 || n > 1024)
+			return bad_value(key, value, "ring entries per queue, 1 to 1024");
+		c->uring_depth = (unsigned)n;
 		return 0;
 	}
 	if (!strcmp(key, "max_write")) {
@@ -303,8 +324,6 @@ int fsp_session_new(const struct fsp_operations *ops, const struct fsp_config *c
 	s->stats_fd = -1;
 	s->trace_fd = -1;
 	s->spin_ns = (uint64_t)cfg->spin_us * 1000u;
-	pthread_mutex_init(&s->park_lock, NULL);
-	pthread_cond_init(&s->park_cond, NULL);
 	if (cfg->trace_file) {
 		s->trace_fd = open(cfg->trace_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (s->trace_fd < 0) {
@@ -360,15 +379,6 @@ void fsp_session_exit(fsp_session *s)
 	s->exit_requested = 1;
 }
 
-static int default_threads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	n *= 2;
-	return n < 2 ? 2 : n > 16 ? 16 : (int)n;
-}
-
 int fsp_session_run(fsp_session *s)
 {
 	struct sigaction sa, old[3];
@@ -386,21 +396,19 @@ int fsp_session_run(fsp_session *s)
 			sigaction(sigs[i], &sa, &old[i]);
 		signal(SIGPIPE, SIG_IGN);
 	}
-	rc = fsp__dispatch_init_request(s);
+	rc = fsp__init_negotiate(s);
 	if (rc < 0)
 		goto out;
 	if (s->ops.init)
 		s->ops.init(s);
-	s->nworkers = s->cfg.threads ? s->cfg.threads : default_threads();
-	rc = fsp__workers_start(s);
+	rc = fsp__engine_start(s);
 	if (rc < 0) {
-		fsp_log(0, "starting workers: %s", strerror(-rc));
+		if (rc != -EPROTONOSUPPORT && rc != -EOPNOTSUPP)
+			fsp_log(0, "starting workers: %s", strerror(-rc));
 		goto out;
 	}
 	if (s->cfg.stats_socket && fsp__stats_start(s) < 0)
 		fsp_log(1, "no stats socket for %s; fspctl stats will not answer", s->mountpoint);
-	if (s->cfg.debug)
-		fsp_log(2, "serving %s with %d threads", s->mountpoint, s->nworkers);
 	while (!s->exit_requested && !atomic_load(&s->dead)) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -418,7 +426,7 @@ int fsp_session_run(fsp_session *s)
 out:
 	/* the stats thread reads the workers' counters: it goes first */
 	fsp__stats_stop(s);
-	fsp__workers_stop(s);
+	fsp__engine_stop(s);
 	if (s->cfg.handle_signals) {
 		for (int i = 0; i < 3; i++)
 			sigaction(sigs[i], &old[i], NULL);
@@ -432,13 +440,14 @@ void fsp_session_free(fsp_session *s)
 	if (!s)
 		return;
 	fsp__stats_stop(s);
-	fsp__workers_stop(s);
+	fsp__engine_stop(s);
 	fsp__unmount(s);
 	/* Handles first: each holds its node. */
 	fsp__handles_free(s->handles);
 	fsp__nodes_free(s->nodes);
 	if (s->ops.destroy)
 		s->ops.destroy(s);
+	fsp__engine_free(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->trace_fd >= 0)
@@ -446,8 +455,6 @@ void fsp_session_free(fsp_session *s)
 	free(s->mountpoint);
 	free(s->fsname);
 	free(s->subtype);
-	pthread_mutex_destroy(&s->park_lock);
-	pthread_cond_destroy(&s->park_cond);
 	fsp__free(s);
 }
 
@@ -466,7 +473,8 @@ void fsp_session_stats(fsp_session *s, struct fsp_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->nodes = fsp__nodes_count(s->nodes);
 	st->handles = fsp__handles_count(s->handles);
-	for (int i = 0; i < s->nworkers && s->workers; i++) {
+	/* the slots live as long as the session; threads come and go */
+	for (int i = 0; i < s->nslots; i++) {
 		struct fsp__worker *w = &s->workers[i];
 		if (atomic_load(&w->cur_unique))
 			st->inflight++;

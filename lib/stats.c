@@ -73,7 +73,7 @@ int fsp__stats_format(fsp_session *s, char *buf, size_t size)
 	size_t len = 0;
 
 	fsp_session_stats(s, &st);
-	for (int i = 0; i < s->nworkers && s->workers; i++) {
+	for (int i = 0; i < s->nslots && s->workers; i++) {
 		struct fsp__worker *w = &s->workers[i];
 		for (int op = 0; op < FSP__OPCODE_MAX; op++) {
 			req[op] += FSP__STAT_GET(w->st.requests[op]);
@@ -88,7 +88,8 @@ int fsp__stats_format(fsp_session *s, char *buf, size_t size)
 		  (unsigned long long)st.nodes, (unsigned long long)st.handles,
 		  (unsigned long long)st.inflight, (unsigned long long)st.requests,
 		  (unsigned long long)st.errors, (unsigned long long)st.bytes_read,
-		  (unsigned long long)st.bytes_written, s->nworkers, (unsigned long long)unknown,
+		  (unsigned long long)st.bytes_written, atomic_load(&s->live_workers),
+		  (unsigned long long)unknown,
 		  (unsigned long long)bad);
 	for (int op = 0; op < FSP__OPCODE_MAX; op++)
 		if (req[op])

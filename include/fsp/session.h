@@ -25,6 +25,9 @@
  * printed a one-line message naming the option). */
 typedef int (*fsp_opt_hook)(void *userdata, const char *key, const char *value);
 
+/* Transport choice (fsp_config.io_uring). */
+enum fsp_io_uring { FSP_IO_URING_AUTO = 0, FSP_IO_URING_ON = 1, FSP_IO_URING_OFF = 2 };
+
 struct fsp_config {
 	const char *mountpoint;  /* required; borrowed, must outlive the session */
 	const char *fsname;      /* shown in /proc/mounts (default: program name) */
@@ -34,7 +37,7 @@ struct fsp_config {
 	int threads;             /* -o threads=N; 0 = from the CPU count */
 	unsigned spin_us;        /* -o spin=US: after a request, one worker polls
 				    for the next this long before sleeping
-				    (default 50; 0 = every worker sleeps in read) */
+				    (default 50; 0 = every worker sleeps) */
 	int read_only;           /* -o ro */
 	int allow_other;         /* -o allow_other */
 	int default_permissions; /* kernel checks permissions (default 1; -o no_default_permissions) */
@@ -53,6 +56,10 @@ struct fsp_config {
 				    security.capability lookup per write (fs sets) */
 	const char *mount_opts;  /* extra options passed to mount as-is (borrowed) */
 	unsigned long mount_flags; /* MS_* flags; nosuid,nodev by default (-o suid,dev) */
+	int io_uring;            /* -o io_uring=auto|on|off: FSP_IO_URING_* (default
+				    auto: the ring when the kernel offers it) */
+	unsigned uring_depth;    /* -o uring_depth=N: ring entries per CPU queue
+				    (default 0: from the thread count) */
 	const char *trace_file;  /* -o trace=FILE: append every request received, as
 				    records "k" (1 byte, 0) + length (2 bytes LE) + the
 				    request; the fuzzer's seed corpus format */
@@ -89,9 +96,15 @@ FSP_API int fsp_session_new(const struct fsp_operations *ops, const struct fsp_c
  * missing, or when mounting is not permitted. */
 FSP_API int fsp_session_mount(fsp_session *s);
 
-/* Serve requests on cfg->threads workers until the file system is unmounted,
- * a signal asks to stop, or fsp_session_exit() is called. Returns 0 on a
- * clean end, a negative errno on a fatal device error. */
+/* Serve requests until the file system is unmounted, a signal asks to stop,
+ * or fsp_session_exit() is called. Workers are started as needed, up to
+ * cfg->threads: while fewer than that run callbacks, some worker is always
+ * waiting for the next request, so a callback may block as long as it likes
+ * without delaying requests it does not hold up itself. Callbacks run on
+ * worker threads with all signals blocked; the library never signals a
+ * thread that may be inside a callback. Returns 0 on a clean end, a negative
+ * errno on a fatal device error (or -EPROTONOSUPPORT for io_uring=on where
+ * the kernel does not offer it). */
 FSP_API int fsp_session_run(fsp_session *s);
 
 /* Ask run() to stop: unmounts (lazily) so that the kernel ends the session.

@@ -243,7 +243,7 @@ int main(void)
 	worker.inbuf = malloc(s->bufsize);
 	worker.outbuf = malloc(s->bufsize);
 	s->workers = &worker;
-	s->nworkers = 1;
+	s->nslots = 1;
 
 	/* validation */
 	memset(worker.inbuf, 0, 8);
@@ -359,7 +359,7 @@ int main(void)
 	CHECK(lookup("e") == 0, "lookup e");
 	open_file(104);
 	s->workers = NULL;
-	s->nworkers = 0;
+	s->nslots = 0;
 	fsp__handles_free(s->handles);
 	s->handles = NULL;
 	CHECK(releases == 3, "open handle released at shutdown");

@@ -76,12 +76,6 @@ static void note_bad(const char *what)
 			 cur_opcode, (unsigned long long)cur_unique);
 }
 
-static ssize_t c_recv(struct fsp__chan *c, void *b, size_t n)
-{
-	(void)c, (void)b, (void)n;
-	return -ENODEV;
-}
-
 static int c_send(struct fsp__chan *c, const struct iovec *iov, int n)
 {
 	struct fw_out_header oh;
@@ -119,7 +113,7 @@ static int c_send(struct fsp__chan *c, const struct iovec *iov, int n)
 }
 
 static void c_close(struct fsp__chan *c) { (void)c; }
-static const struct fsp__chan_ops c_ops = { c_recv, c_send, c_close, NULL, NULL };
+static const struct fsp__chan_ops c_ops = { .send = c_send, .close = c_close };
 static struct fsp__chan c_chan = { &c_ops, -1 };
 static struct fsp__worker w;
 
@@ -461,14 +455,14 @@ static void child(const unsigned char *trace, size_t size, int do_wl2, int fd)
 	w.inbuf = malloc(bufsize);
 	w.outbuf = malloc(bufsize);
 	s->workers = &w;
-	s->nworkers = 1;
+	s->nslots = 1;
 
 	replay(trace, size, bufsize);
 	if (do_wl2)
 		workload2();
 
 	s->workers = NULL;
-	s->nworkers = 0;
+	s->nslots = 0;
 	free(w.inbuf);
 	free(w.outbuf);
 	fsp_session_free(s);   /* releases, forgets, destroy */

@@ -1,0 +1,24 @@
+/* util.c — small portable helpers every layer may use; no state but a
+ * cached page size. */
+#include "fsp_i.h"
+#include <time.h>
+#include <unistd.h>
+
+uint64_t fsp__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint32_t fsp__page_size(void)
+{
+	static atomic_uint cached;
+	unsigned pg = atomic_load_explicit(&cached, memory_order_relaxed);
+	if (!pg) {
+		long v = sysconf(_SC_PAGESIZE);
+		pg = v > 0 ? (unsigned)v : 4096;
+		atomic_store_explicit(&cached, pg, memory_order_relaxed);
+	}
+	return pg;
+}
