@@ -106,7 +106,7 @@ int fsp_dirbuf_add_plus(fsp_dirbuf *db, const char *name, const struct fsp_entry
 		memset(&eo, 0, sizeof(eo));
 		if (counted) {
 			eo.nodeid = e->ino;
-			eo.generation = e->generation;
+			eo.generation = fsp__node_generation(s->nodes, e);
 			fsp__timeout_split(e->entry_timeout, &eo.entry_valid, &eo.entry_valid_nsec);
 			fsp__timeout_split(e->attr_timeout, &eo.attr_valid, &eo.attr_valid_nsec);
 			fsp__fill_attr(&eo.attr, &e->attr, e->ino);

@@ -119,7 +119,7 @@ struct fsp__hlink *fsp__hash_drain(struct fsp__hash *h);
 /* Node table (node.c) */
 struct fsp__node {
 	uint64_t ino;          /* key; immutable */
-	uint64_t generation;   /* immutable */
+	uint64_t generation;   /* sent with every entry of ino (fsp__node_generation); immutable */
 	void *obj;             /* immutable */
 	/* Guarded by the shard lock: */
 	uint64_t nlookup;      /* entries the kernel got, minus its FORGETs */
@@ -152,6 +152,12 @@ int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
  * cannot go between counting the entry and holding it. */
 int fsp__node_add_entry_get(struct fsp__node_table *t, const struct fsp_entry *e,
 			    int counted_by_kernel, struct fsp__node **out);
+/* The generation to send with entry e (every entry, every op): the file
+ * system's, or when that is 0 the session's own (non-zero, 32 bits, new in
+ * every session) so that a file handle from an earlier session, whose node
+ * id may name another object now, never matches. The root and negative
+ * entries keep the fs's (0: the kernel's root inode has generation 0). */
+uint64_t fsp__node_generation(struct fsp__node_table *t, const struct fsp_entry *e);
 /* The entry for ino never reached the kernel: undo its nlookup. */
 void fsp__node_unsent(struct fsp__node_table *t, uint64_t ino);
 /* FORGET from the kernel. */

@@ -47,11 +47,11 @@ static void give_back(fsp_session *s, void *obj)
 		s->ops.forget(s, obj, 1);
 }
 
-static void fill_entry_out(struct fw_entry_out *eo, const struct fsp_entry *e)
+static void fill_entry_out(fsp_req *r, struct fw_entry_out *eo, const struct fsp_entry *e)
 {
 	memset(eo, 0, sizeof(*eo));
 	eo->nodeid = e->ino;
-	eo->generation = e->generation;
+	eo->generation = fsp__node_generation(r->s->nodes, e);
 	fsp__timeout_split(e->entry_timeout, &eo->entry_valid, &eo->entry_valid_nsec);
 	fsp__timeout_split(e->attr_timeout, &eo->attr_valid, &eo->attr_valid_nsec);
 	if (e->ino)
@@ -70,7 +70,7 @@ static void reply_entry(fsp_req *r, int rc, const struct fsp_entry *e)
 	}
 	if (e->ino == 0 && r->opcode == FW_LOOKUP) {
 		/* negative entry: cache the miss, nothing is counted */
-		fill_entry_out(&eo, e);
+		fill_entry_out(r, &eo, e);
 		fsp__reply_buf(r, &eo, sizeof(eo));
 		return;
 	}
@@ -82,7 +82,7 @@ static void reply_entry(fsp_req *r, int rc, const struct fsp_entry *e)
 		fsp__reply_err(r, rc);
 		return;
 	}
-	fill_entry_out(&eo, e);
+	fill_entry_out(r, &eo, e);
 	if (fsp__reply_buf(r, &eo, sizeof(eo)) == -ENOENT)
 		fsp__node_unsent(r->s->nodes, e->ino);
 }
@@ -518,7 +518,7 @@ static void do_create(fsp_req *r, bool tmpfile)
 		fsp__reply_err(r, rc);
 		return;
 	}
-	fill_entry_out(&out.eo, &e);
+	fill_entry_out(r, &out.eo, &e);
 	if (fsp__reply_buf(r, &out, sizeof(out)) == -ENOENT) {
 		fsp__handle_release(r->s->handles, id, false);
 		fsp__node_unsent(r->s->nodes, e.ino);

@@ -11,6 +11,13 @@
  *    only grows, and all of it is handed back by the one forget.
  *  - users counts requests in flight that resolved this node, open handles,
  *    and 1 for the root for the session's whole life.
+ *  - generation is what every entry of the node says, the whole session:
+ *    the fs's, or the session's own when the fs gives 0 (fsp__node_generation;
+ *    the root keeps 0, as the kernel's root inode has). The kernel marks an
+ *    inode bad when an entry names it with another generation, and compares
+ *    it with the one in a file handle (open_by_handle_at, NFS export): with
+ *    node ids that restart each session, a handle from an earlier session
+ *    must not match.
  *  - A count going below zero is our bug and aborts in every build
  *    (FSP__COUNT_BUG, one line naming the node): users at a put, nlookup
  *    when we undo an entry that was never sent. fs_refs never goes down.
@@ -25,11 +32,34 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct fsp__node_table {
 	fsp_session *s;
 	struct fsp__hash *hash;   /* ino -> node; its shard locks guard the counts */
+	uint32_t generation;      /* this session's, for entries the fs gives 0; immutable */
 };
+
+/* Non-zero, 32 bits (the kernel keeps i_generation in 32 bits and compares
+ * it with what each entry says), and new in every session: the clock, the
+ * pid and a count of tables in this process, mixed. */
+static uint32_t session_generation(void)
+{
+	static atomic_uint_fast64_t tables;
+	struct timespec ts;
+	uint64_t x;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	x ^= (uint64_t)getpid() << 40;
+	x += atomic_fetch_add(&tables, 1) * 0x9e3779b97f4a7c15ULL;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x = (x ^ (x >> 32)) & 0xffffffffu;
+	return x ? (uint32_t)x : 1;
+}
 
 static inline struct fsp__node *node_of(struct fsp__hlink *l)
 {
@@ -50,6 +80,7 @@ int fsp__nodes_new(fsp_session *s, struct fsp__node_table **out)
 	if (!t)
 		goto out;
 	t->s = s;
+	t->generation = session_generation();
 	rc = fsp__hash_new(&t->hash);
 	if (rc < 0)
 		goto out;
@@ -154,7 +185,7 @@ static int add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 		}
 		fresh->ino = e->ino;
 		fresh->link.key = e->ino;
-		fresh->generation = e->generation;
+		fresh->generation = fsp__node_generation(t, e);
 		fresh->obj = e->obj;
 		sh = fsp__hash_lock(t->hash, e->ino);
 		n = find(sh, e->ino);
@@ -164,7 +195,7 @@ static int add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 			fsp__hash_insert(sh, &n->link);
 		}
 	}
-	if (n->obj != e->obj || n->generation != e->generation) {
+	if (n->obj != e->obj || n->generation != fsp__node_generation(t, e)) {
 		fsp__hash_unlock(sh);
 		fsp_log(0, "file system bug: node id %llu reported for two objects "
 			"(or two generations) at once", (unsigned long long)e->ino);
@@ -185,6 +216,13 @@ static int add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
 out:
 	fsp__free(fresh);
 	return err;
+}
+
+uint64_t fsp__node_generation(struct fsp__node_table *t, const struct fsp_entry *e)
+{
+	if (e->generation || e->ino == 0 || e->ino == FSP_ROOT_INO)
+		return e->generation;
+	return t->generation;
 }
 
 int fsp__node_add_entry(struct fsp__node_table *t, const struct fsp_entry *e,
