@@ -6,7 +6,11 @@
  * /proc/self/mountinfo without touching the file system — it answers even
  * when the file system is stuck.
  * Invariants: one thread serves the socket; it reads only counters that are
- * safe to read from any thread; the socket file is removed at stop.
+ * safe to read from any thread; the socket file is removed at stop. The
+ * directory is used only when it is a real directory (not a symlink) of
+ * the effective user with no access for group or others: /tmp/fsp-UID is a
+ * name anyone can take first, and a socket bound in someone else's
+ * directory, or through their symlink, is theirs to replace or to serve.
  */
 #include "fsp_i.h"
 #include <errno.h>
@@ -33,6 +37,37 @@ static int socket_dir(char *buf, size_t size)
 			n = snprintf(buf, size, "/tmp/fsp-%u", (unsigned)geteuid());
 	}
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Make dir (0700), or check the one that is there. 0, or -EPERM (logged:
+ * one line naming what is wrong) or -errno. */
+static int socket_dir_ready(const char *dir)
+{
+	const char *why = NULL;
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		int rc = -errno;
+		fsp_log(1, "stats socket directory %s: mkdir: %s", dir, strerror(-rc));
+		return rc;
+	}
+	/* lstat: a symlink (ours or not) is refused, never followed */
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		why = "is a symbolic link";
+	else if (!S_ISDIR(st.st_mode))
+		why = "is not a directory";
+	else if (st.st_uid != geteuid())
+		why = "is owned by another user";
+	else if (st.st_mode & 077)
+		why = "is open to group or others";
+	if (why) {
+		fsp_log(1, "stats socket directory %s %s (uid %u, mode %04o): not using it",
+			dir, why, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
 }
 
 int fsp__stats_socket_path(unsigned maj, unsigned min, char *buf, size_t size)
@@ -147,7 +182,9 @@ int fsp__stats_start(fsp_session *s)
 	rc = socket_dir(dir, sizeof(dir));
 	if (rc < 0)
 		return rc;
-	mkdir(dir, 0700);
+	rc = socket_dir_ready(dir);
+	if (rc < 0)
+		return rc;
 	rc = fsp__stats_socket_path(s->dev_major, s->dev_minor, sa.sun_path, sizeof(sa.sun_path));
 	if (rc < 0)
 		return rc;
