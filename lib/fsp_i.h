@@ -9,10 +9,13 @@
  *   init.c       the INIT handshake
  *   node.c       node table: node id -> object, kernel lookup counts, users
  *   handle.c     handle table: kernel fh -> open object, released once
+ *   hash.c       the sharded hash under both tables
  *   mount.c      mount(2) / fusermount3, unmount, mount point checks
  *   session.c    session life, options, fsp_main; stats.c counters + socket
  *
- * Lock order: written once, at the top of the node/handle section below.
+ * Lock order: for the node and handle tables' shard locks at the top of
+ * their section below; for a worker pool's lock in engine.c; for a
+ * transport's own locks in its file.
  */
 #ifndef FSP_I_H
 #define FSP_I_H
