@@ -240,6 +240,9 @@ int fsp__chan_dev_open(int session_fd, int clone, size_t bufsize, char *outbuf,
  * fsp__uring_new returns -EOPNOTSUPP where io_uring or the command is not
  * available (the caller then stays on /dev/fuse, or fails for io_uring=on). */
 struct fsp__uring;
+#define FSP__URING_PARAM "/sys/module/fuse/parameters/enable_uring"
+/* The kernel would offer the ring now (its module parameter says Y). */
+bool fsp__uring_enabled(void);
 int fsp__uring_new(fsp_session *s, int depth, struct fsp__uring **out);
 int fsp__uring_nqueues(const struct fsp__uring *u);
 /* A worker's channel on queue q (several may share one queue). */

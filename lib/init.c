@@ -108,7 +108,7 @@ int fsp__init_negotiate(fsp_session *s)
 		uint64_t agreed = kflags & wanted_flags(s);
 		if (s->cfg.io_uring == FSP_IO_URING_ON && !(agreed & FW_INIT_OVER_IO_URING)) {
 			fsp_log(0, "io_uring=on, but the kernel does not offer FUSE over io_uring "
-				"(it needs Linux 6.14+ and Y in /sys/module/fuse/parameters/enable_uring)");
+				"(it needs Linux 6.14+ and Y in %s)", FSP__URING_PARAM);
 			reply_init(s, in->unique, -EPROTO, NULL, 0);
 			rc = -EPROTONOSUPPORT;
 			goto out;

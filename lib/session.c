@@ -371,6 +371,13 @@ int fsp_session_mount(fsp_session *s)
 	rc = fsp__check_mountpoint(s->cfg.mountpoint, &s->mountpoint);
 	if (rc < 0)
 		return rc;
+	/* Say it now, while the terminal still listens: a daemon that
+	 * detached could only tell syslog after INIT. */
+	if (s->cfg.io_uring == FSP_IO_URING_ON && !fsp__uring_enabled()) {
+		fsp_log(0, "io_uring=on, but the kernel does not offer FUSE over io_uring "
+			"(it needs Linux 6.14+ and Y in %s)", FSP__URING_PARAM);
+		return -EPROTONOSUPPORT;
+	}
 	return fsp__mount(s);
 }
 

@@ -1,6 +1,7 @@
 /* util.c — small portable helpers every layer may use; no state but a
  * cached page size. */
 #include "fsp_i.h"
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,4 +22,15 @@ uint32_t fsp__page_size(void)
 		atomic_store_explicit(&cached, pg, memory_order_relaxed);
 	}
 	return pg;
+}
+
+bool fsp__uring_enabled(void)
+{
+	char c = 0;
+	int fd = open(FSP__URING_PARAM, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, &c, 1);
+	close(fd);
+	return n == 1 && (c == 'Y' || c == 'y' || c == '1');
 }
