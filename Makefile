@@ -3,7 +3,8 @@
 #   make            library (static + shared), file systems, tools, examples -> build/
 #   make run        build, then mount fsp-memfs at ./mnt in the foreground (Ctrl-C unmounts)
 #   make check      build, install missing test dependencies, run every test
-#                   (fsp-memfs), then the behavioural ones on fsp-ptfs over ext4
+#                   (fsp-memfs), then the behavioural ones on fsp-ptfs over ext4,
+#                   then every test again over FUSE over io_uring
 #   make asan|ubsan|tsan   sanitizer variants of everything, in build-<variant>/
 #
 # Layout: lib/*.c is the library (one file per layer), include/fsp/ its public
@@ -83,8 +84,10 @@ deps:
 	@sh tests/deps.sh
 
 # The sanitizer variants are part of check: tests run fsp-stress under them.
-# Two runs: everything against fsp-memfs, then the behavioural tests against
-# fsp-ptfs over ext4 with the smaller data sets. Each prints its own counts;
+# Three runs: everything against fsp-memfs, then the behavioural tests against
+# fsp-ptfs over ext4 with the smaller data sets, then everything against
+# fsp-memfs over FUSE over io_uring with the smaller data sets (where the
+# kernel has it; run.sh sets enable_uring for the run and puts it back). Each prints its own counts;
 # the last line sums both, and check fails if either run failed.
 CHECK_COUNTS = $(BUILD)/test-counts
 check: all deps
@@ -95,9 +98,19 @@ check: all deps
 	BUILD=$(BUILD) FSP_TEST_FS=ptfs-ext4 FSP_QUICK=1 FSP_TEST_COUNTS=$(CHECK_COUNTS) \
 	  sh tests/run.sh || st=1; \
 	echo; \
-	cat $(CHECK_COUNTS) 2>/dev/null | awk '{ p += $$2; f += $$3; s += $$4; r = r " " $$1 } \
-	  END { if (NR < 2) { print "make check: " 2 - NR " of the 2 runs ended without counts"; f += 2 - NR } \
-	  print "make check: both runs (" substr(r, 2) "):"; \
+	runs=2; \
+	if [ "$$(id -u)" = 0 ] && [ -w /sys/module/fuse/parameters/enable_uring ]; then \
+	  runs=3; \
+	  BUILD=$(BUILD) FSP_TEST_TRANSPORT=uring FSP_QUICK=1 FSP_TEST_COUNTS=$(CHECK_COUNTS) \
+	    sh tests/run.sh || st=1; \
+	else \
+	  echo "make check: SKIP the FUSE-over-io_uring run: needs root and a kernel with enable_uring"; \
+	  echo "uring-run 0 0 1" >>$(CHECK_COUNTS); \
+	fi; \
+	echo; \
+	cat $(CHECK_COUNTS) 2>/dev/null | awk -v runs=$$runs '{ p += $$2; f += $$3; s += $$4; r = r " " $$1 } \
+	  END { if (NR < runs) { print "make check: " runs - NR " of the " runs " runs ended without counts"; f += runs - NR } \
+	  print "make check: all runs (" substr(r, 2) "):"; \
 	  printf "%d passed, %d failed, %d skipped\n", p, f, s }'; \
 	exit $$st
 

@@ -17,6 +17,7 @@
 #                  ptfs-ext4  fsp-ptfs over a fresh ext4 (loop device on a
 #                             sparse image in $T) per fs_mount
 #   FSP_QUICK      1 = smaller data sets
+#   FSP_TEST_TRANSPORT  dev (default) or uring: fs_mount adds -o io_uring=on
 #   FSP_TEST_TMP   the test's own temporary directory (made if unset); $T
 #   BUILD_DIR      where fsp-memfs and fsp-ptfs are (default: <repo>/build)
 #   FSP_PTFS_EXT4_SIZE  size of the sparse ext4 image without size= (4G)
@@ -460,6 +461,8 @@ fs_mount() {
 		return 0
 	fi
 	need_fuse
+	# FSP_TEST_TRANSPORT=uring: every mount of the test over io_uring
+	[ "${FSP_TEST_TRANSPORT:-dev}" = dev ] || opts="${opts:+$opts,}io_uring=on"
 	name=$(fs_daemon)
 	_fsp_nmount=$((_fsp_nmount + 1))
 	log=$T/$name.$_fsp_nmount.log

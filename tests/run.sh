@@ -32,6 +32,10 @@
 #                              mount.
 #                   The unit tests do not depend on it: in the other modes
 #                   they run only when named.
+#   FSP_TEST_TRANSPORT=dev|uring  how the mounts of fs_mount are served:
+#                   dev (default) /dev/fuse; uring FUSE over io_uring
+#                   (-o io_uring=on; needs root: the runner writes Y to
+#                   enable_uring for the run and puts the old value back)
 #   FSP_TEST_TIMEOUT=s  default per-test timeout (300; a test may ask for more
 #                   with a "# timeout: N" line near its top)
 #   FSP_TEST_KEEP=1 keep each test's temporary directory
@@ -53,14 +57,17 @@ BUILD=${BUILD:-build}
 case "$BUILD" in /*) BUILD_DIR=$BUILD ;; *) BUILD_DIR=$ROOT/$BUILD ;; esac
 FSP_TEST_FS=${FSP_TEST_FS:-memfs}
 FSP_QUICK=${FSP_QUICK:-0}
+FSP_TEST_TRANSPORT=${FSP_TEST_TRANSPORT:-dev}
 DEFAULT_TIMEOUT=${FSP_TEST_TIMEOUT:-300}
 UNIT_TIMEOUT=${FSP_UNIT_TIMEOUT:-120}
-if [ "$FSP_TEST_FS" = memfs ]; then
+MODE=$FSP_TEST_FS
+[ "$FSP_TEST_TRANSPORT" = dev ] || MODE=$FSP_TEST_FS+$FSP_TEST_TRANSPORT
+if [ "$MODE" = memfs ]; then
 	LOGDIR=${FSP_TEST_LOGS:-$BUILD_DIR/test-logs}
 else
-	LOGDIR=${FSP_TEST_LOGS:-$BUILD_DIR/test-logs/$FSP_TEST_FS}
+	LOGDIR=${FSP_TEST_LOGS:-$BUILD_DIR/test-logs/$MODE}
 fi
-export ROOT BUILD BUILD_DIR FSP_TEST_FS FSP_QUICK
+export ROOT BUILD BUILD_DIR FSP_TEST_FS FSP_QUICK FSP_TEST_TRANSPORT
 case "${FSP_TEST_COUNTS:-}" in
 "" | /*) ;;
 *) FSP_TEST_COUNTS=$PWD/$FSP_TEST_COUNTS ;;
@@ -73,6 +80,23 @@ export PATH
 case "$FSP_TEST_FS" in
 memfs | tmpfs | ptfs | ptfs-ext4) ;;
 *) echo "run.sh: FSP_TEST_FS must be memfs, tmpfs, ptfs or ptfs-ext4, not '$FSP_TEST_FS'" >&2; exit 2 ;;
+esac
+
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+uring_old=
+case "$FSP_TEST_TRANSPORT" in
+dev) ;;
+uring)
+	if [ "$(id -u)" != 0 ] || [ ! -w "$URING_PARAM" ]; then
+		echo "run.sh: FSP_TEST_TRANSPORT=uring needs root and $URING_PARAM (Linux 6.14+)" >&2
+		exit 2
+	fi
+	uring_old=$(cat "$URING_PARAM")
+	trap 'echo "$uring_old" >"$URING_PARAM"' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	echo Y >"$URING_PARAM" ;;
+*) echo "run.sh: FSP_TEST_TRANSPORT must be dev or uring, not '$FSP_TEST_TRANSPORT'" >&2; exit 2 ;;
 esac
 
 if ! command -v timeout >/dev/null 2>&1; then
@@ -98,7 +122,7 @@ fi
 # --- choosing tests --------------------------------------------------------
 
 all_tests() {
-	if [ -d "$BUILD_DIR/unit" ] && { [ "$FSP_TEST_FS" = memfs ] || [ "${1:-}" = all ]; }; then
+	if [ -d "$BUILD_DIR/unit" ] && { [ "$MODE" = memfs ] || [ "${1:-}" = all ]; }; then
 		for f in "$BUILD_DIR"/unit/*; do
 			[ -f "$f" ] && [ -x "$f" ] && echo "unit/$(basename "$f")"
 		done
@@ -217,7 +241,7 @@ test_timeout() {
 	echo "${t:-$DEFAULT_TIMEOUT}"
 }
 
-echo "fsp tests: $(echo $selected | wc -w) selected, file system: $FSP_TEST_FS" \
+echo "fsp tests: $(echo $selected | wc -w) selected, file system: $FSP_TEST_FS, transport: $FSP_TEST_TRANSPORT" \
 	"$([ "$FSP_QUICK" = 1 ] && echo '(quick)')" \
 	"$([ "$FSP_TEST_FS" != memfs ] && [ -z "$wanted" ] && echo '(integration tests only)')"
 suite_start=$(date +%s)
@@ -291,6 +315,6 @@ echo "fsp tests: $(($(date +%s) - suite_start))s in all; slowest:" \
 [ -z "$failed_names" ] || echo "fsp tests: FAILED:$failed_names (logs in $LOGDIR)"
 echo "$npass passed, $nfail failed, $nskip skipped"
 if [ -n "${FSP_TEST_COUNTS:-}" ]; then
-	echo "$FSP_TEST_FS $npass $nfail $nskip" >>"$FSP_TEST_COUNTS"
+	echo "$MODE $npass $nfail $nskip" >>"$FSP_TEST_COUNTS"
 fi
 [ "$nfail" -eq 0 ]
