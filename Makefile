@@ -38,7 +38,7 @@ EX_BIN   = $(foreach n,$(EX_NAMES),$(BUILD)/$(n))
 UNIT_BIN = $(foreach n,$(UNIT_NAMES),$(BUILD)/unit/$(n))
 HELPER_BIN = $(foreach n,$(HELPER_NAMES),$(BUILD)/test/$(n))
 
-.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug bench fuzz
+.PHONY: all run check check-quick deps asan ubsan tsan clean soak debug bench fuzz install uninstall deb
 all: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(FS_BIN) $(TOOL_BIN) $(EX_BIN) $(UNIT_BIN) $(HELPER_BIN)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
@@ -49,8 +49,12 @@ $(BUILD)/libfsp.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The version is the one in include/fsp/common.h; the soname carries its
+# major number (installed: libfsp.so.MAJOR -> libfsp.so.VERSION).
+VERSION := $(shell sed -n 's/^\#define FSP_VERSION_STRING "\(.*\)"/\1/p' include/fsp/common.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libfsp.so: $(LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libfsp.so.0 $^ -o $@ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libfsp.so.$(SOMAJOR) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
 # Programs link the static library so that they run from build/ without
 # LD_LIBRARY_PATH; the shared library is checked separately (exports test).
@@ -155,3 +159,44 @@ tsan:
 
 clean:
 	rm -rf build build-asan build-ubsan build-tsan build-debug build-fuzz
+
+# ---- install: make install [PREFIX=/usr/local] [DESTDIR=] ; make uninstall ----
+# Programs, libfsp.so.VERSION (+ soname and dev links), libfsp.a, headers
+# under include/fsp/, libfsp.pc, man pages, the systemd template unit and
+# the example. See dist/ for the templates.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/fsp
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_PROGS = $(FS_BIN) $(foreach n,$(TOOL_NAMES),$(BUILD)/$(n))
+MAN_PAGES = $(wildcard man/*.[1-8])
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+install: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(INSTALL_PROGS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)/fsp \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -m 755 $(INSTALL_PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(BUILD)/libfsp.so $(DESTDIR)$(LIBDIR)/libfsp.so.$(VERSION)
+	ln -sf libfsp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfsp.so.$(SOMAJOR)
+	ln -sf libfsp.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libfsp.so
+	install -m 644 $(BUILD)/libfsp.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/fsp/*.h $(DESTDIR)$(INCDIR)/fsp/
+	$(SUBST) dist/libfsp.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/libfsp.pc
+	$(SUBST) dist/fsp-memfs@.service >$(DESTDIR)$(UNITDIR)/fsp-memfs@.service
+	install -m 644 examples/hello.c $(DESTDIR)$(DOCDIR)/examples/
+	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
+	  gzip -9n <$$m >$(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m).gz || exit 1; done
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig || true
+
+uninstall:
+	rm -f $(foreach p,$(INSTALL_PROGS),$(DESTDIR)$(BINDIR)/$(notdir $(p)))
+	rm -f $(DESTDIR)$(LIBDIR)/libfsp.so $(DESTDIR)$(LIBDIR)/libfsp.so.$(SOMAJOR) \
+	  $(DESTDIR)$(LIBDIR)/libfsp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libfsp.a \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/libfsp.pc $(DESTDIR)$(UNITDIR)/fsp-memfs@.service
+	rm -rf $(DESTDIR)$(INCDIR)/fsp $(DESTDIR)$(DOCDIR)
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m).gz; done
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig || true
