@@ -126,6 +126,24 @@ static int bad_value(const char *key, const char *value, const char *what)
 	return -EINVAL;
 }
 
+/* Options of mount(8) and fstab that mean nothing to the daemon: a line
+ * written for /etc/fstab may hold any of them, and mount.fuse3 passes some
+ * of them on (`mount -t fuse.PROG SOURCE DIR -o OPTS` runs PROG SOURCE DIR
+ * -o OPTS). Accepted and ignored. */
+static bool mount_only_option(const char *key, const char *value)
+{
+	static const char *const flags[] = {
+		"defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser",
+		"users", "owner", "group", "loop",
+	};
+	if (!strncmp(key, "x-", 2) || !strncmp(key, "X-", 2) || !strcmp(key, "comment"))
+		return true;
+	for (size_t i = 0; !value && i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (!strcmp(key, flags[i]))
+			return true;
+	return false;
+}
+
 static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *hook_data)
 {
 	char *value = strchr(opt, '=');
@@ -133,6 +151,8 @@ static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *
 	if (value)
 		*value++ = 0;
 	const char *key = opt;
+	if (mount_only_option(key, value))
+		return 0;
 #define FLAG(name, field, v) if (!strcmp(key, name) && !value) { c->field = v; return 0; }
 	FLAG("ro", read_only, 1);
 	FLAG("rw", read_only, 0);
@@ -253,7 +273,7 @@ int fsp_config_parse(struct fsp_config *c, int argc, char **argv, const char *us
 			/* a program with arguments names them in its own text */
 			if (!usage || strncmp(usage, "usage:", 6) != 0)
 				printf("usage: %s [options] %sMOUNTPOINT\n\n", prog,
-				       max_args ? "ARGS... " : "");
+				       max_args == 1 ? "[SOURCE] " : max_args ? "ARGS... " : "");
 			if (usage)
 				fputs(usage, stdout);
 			fsp_config_help();
@@ -527,15 +547,20 @@ int fsp_main(int argc, char **argv, const struct fsp_operations *ops, void *root
 {
 	struct fsp_config cfg;
 	fsp_session *s = NULL;
-	int rc;
+	char *source[1] = { NULL };
+	int rc, nsource = 0;
 
 	if (defaults)
 		cfg = *defaults;
 	else
 		fsp_config_init(&cfg);
-	rc = fsp_config_parse(&cfg, argc, argv, usage, hook, userdata, NULL, 0, NULL);
+	/* [SOURCE] MOUNTPOINT: mount(8) and fstab always give a source; a
+	 * file system without one shows it in /proc/mounts (as tmpfs does). */
+	rc = fsp_config_parse(&cfg, argc, argv, usage, hook, userdata, source, 1, &nsource);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
+	if (nsource && !cfg.fsname && *source[0] && !strpbrk(source[0], ", \t\n\\"))
+		cfg.fsname = source[0];
 	rc = fsp_session_new(ops, &cfg, root, userdata, &s);
 	if (rc < 0) {
 		if (rc == -ENOMEM)  /* other failures were logged where they happened */

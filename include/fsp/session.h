@@ -70,6 +70,10 @@ FSP_API void fsp_config_init(struct fsp_config *cfg);
 
 /* Parse a FUSE-style command line: [options] MOUNTPOINT, where options are
  * -f, -d, -s (one thread), -o opt[,opt...], -h/--help, -V/--version.
+ * Options of mount(8) and fstab that mean nothing to a daemon (defaults,
+ * auto, noauto, nofail, _netdev, user, nouser, users, owner, group, loop,
+ * x-*, X-*, comment=...) are accepted and ignored, so that the program runs
+ * from mount.fuse3 (`mount -t fuse.PROG SOURCE DIR -o OPTS`, fstab).
  * Non-option arguments before the last are returned in order through
  * args/nargs (pointers into argv; may be NULL if none are expected); the last
  * is the mount point. -o options the library does not know go to hook.
@@ -139,8 +143,10 @@ FSP_API void fsp_session_stats(fsp_session *s, struct fsp_stats *st);
  * truncated to size-1), or -ENOENT (no fsp mount there), -ECONNREFUSED, ... */
 FSP_API int fsp_stats_query(const char *mountpoint, char *buf, size_t size);
 
-/* Everything for the common program: parse argv (starting from *defaults
- * when not NULL, else fsp_config_init), mount, detach into the background
+/* Everything for the common program: parse argv ([options] [SOURCE]
+ * MOUNTPOINT; SOURCE, which mount(8) always gives, becomes the fsname when
+ * -o fsname= does not say otherwise), starting from *defaults
+ * when not NULL, else fsp_config_init; mount, detach into the background
  * unless -f, serve, clean up. -o options the library does not know go to
  * hook(userdata, ...). Returns the process exit status (0, 1 on failure, 2 on
  * bad usage). */

@@ -129,7 +129,7 @@ for p in fsp-memfs hello fsp-ptfs; do
 		bad "$p:file-mountpoint" "afile|not a directory" -m -- "$P" -f "${S[@]}" "$W/afile"
 		bad "$p:busy-mountpoint" "busy|already|mounted" -m -- "$P" -f "${S[@]}" "$T/busy"
 		bad "$p:stale-mountpoint" "fusermount3 -u" -m -- "$P" -f "${S[@]}" "$T/stale"
-		bad "$p:too-many" "too many|argument|extra" -m -- "$P" -f "${S[@]}" "$T/mp" "$T/mp"
+		bad "$p:too-many" "too many|argument|extra" -m -- "$P" -f "${S[@]}" "$T/mp" "$T/mp" "$T/mp"
 	fi
 	bad "$p:threads=0" "threads" -m -- "$P" -f -o threads=0 "${S[@]}" "$T/mp"
 	bad "$p:threads=huge" "threads" -m -- "$P" -f -o threads=100000 "${S[@]}" "$T/mp"

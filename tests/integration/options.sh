@@ -48,7 +48,7 @@ bad "-o without a value" '-o|option|argument' -f "$T/mp" -o
 
 step "bad mount points"
 bad "no mount point" 'mount ?point|usage|missing' -f
-bad "two mount points" 'argument|usage|extra|too many|mount ?point' -f "$T/mp" "$T/mp"
+bad "SOURCE, mount point and one more" 'argument|usage|extra|too many|mount ?point' -f "$T/mp" "$T/mp" "$T/mp"
 bad "missing mount point" 'does-not-exist|no such' -f "$T/does-not-exist"
 bad "mount point is a file" 'afile|not a directory' -f "$T/afile"
 bad "missing mount point (no -f)" 'does-not-exist|no such' "$T/does-not-exist"
