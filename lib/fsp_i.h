@@ -243,6 +243,10 @@ struct fsp__uring;
 #define FSP__URING_PARAM "/sys/module/fuse/parameters/enable_uring"
 /* The kernel would offer the ring now (its module parameter says Y). */
 bool fsp__uring_enabled(void);
+/* io_uring itself works for this process (io_uring_setup with SQE128). Once
+ * INIT agrees to the ring the kernel holds requests until a ring is ready
+ * or refused, so INIT asks only when this holds. */
+bool fsp__uring_usable(void);
 int fsp__uring_new(fsp_session *s, int depth, struct fsp__uring **out);
 int fsp__uring_nqueues(const struct fsp__uring *u);
 /* A worker's channel on queue q (several may share one queue). */

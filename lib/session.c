@@ -53,7 +53,7 @@ void fsp_config_help(void)
 	      "     max_write=BYTES        largest write request (default 1M)\n"
 	      "     spin=US                poll for the next request this long (default 50)\n"
 	      "     io_uring=auto|on|off   FUSE over io_uring where the kernel offers it\n"
-	      "                            (default auto)\n"
+	      "                            (default auto: on machines of 8 CPUs or more)\n"
 	      "     uring_depth=N          ring entries per CPU queue (default: threads)\n"
 	      "     entry_timeout=SECONDS  how long the kernel caches names\n"
 	      "     attr_timeout=SECONDS   how long the kernel caches attributes\n"

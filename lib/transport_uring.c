@@ -1072,7 +1072,27 @@ void fsp__uring_free(struct fsp__uring *u)
 	teardown(u, true);
 }
 
+bool fsp__uring_usable(void)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SQE128;
+	int fd = sys_setup(1, &p);
+	if (fd < 0) {
+		fsp_log(2, "FUSE over io_uring: io_uring_setup: %s; not asking for it",
+			strerror(-fd));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
 #else /* no <linux/io_uring.h> */
+
+bool fsp__uring_usable(void)
+{
+	return false;
+}
 
 int fsp__uring_new(fsp_session *s, int depth, struct fsp__uring **out)
 {

@@ -54,10 +54,26 @@ struct fsp_config {
 				    FSP_WRITE_KILL_SUIDGID and setattrs with
 				    FSP_SET_KILL_SUIDGID, so the kernel needs no
 				    security.capability lookup per write (fs sets) */
+	int no_open;             /* the fs keeps no per-open state for files (fs
+				    sets): where the kernel supports it, open(2)
+				    costs no OPEN and no RELEASE. The open callback
+				    is then not called for open(2) and the kernel
+				    makes files with MKNOD (no CREATE, no RELEASE)
+				    when the fs has mknod; O_TRUNC comes as a
+				    setattr of size 0; read, write, flush, fsync,
+				    fallocate, lseek, copy_file_range get fh NULL.
+				    The node stays held while the file is open
+				    (the kernel forgets no open inode). */
+	int no_opendir;          /* the same for directories: opendir and
+				    releasedir are not called, readdir gets fh
+				    NULL and its offsets must be stable by
+				    themselves; the kernel may cache the entries
+				    (as FSP_OPEN_CACHE_DIR) */
 	const char *mount_opts;  /* extra options passed to mount as-is (borrowed) */
 	unsigned long mount_flags; /* MS_* flags; nosuid,nodev by default (-o suid,dev) */
 	int io_uring;            /* -o io_uring=auto|on|off: FSP_IO_URING_* (default
-				    auto: the ring when the kernel offers it) */
+				    auto: the ring when the kernel offers it and
+				    the machine has 8 CPUs or more) */
 	unsigned uring_depth;    /* -o uring_depth=N: ring entries per CPU queue
 				    (default 0: from the thread count) */
 	const char *trace_file;  /* -o trace=FILE: append every request received, as
