@@ -8,7 +8,10 @@
 # One line per round, then a summary; the first failure stops the soak and
 # names its seed. Not part of make check.
 #
-# Usage: sh tests/soak.sh [--rounds N] [--seconds S] [--seed N]   (make soak SOAK_ARGS=...)
+# Usage: sh tests/soak.sh [--rounds N] [--seconds S] [--seed N] [--transport dev|uring]
+#        (make soak SOAK_ARGS=...)
+#   --transport T dev (/dev/fuse, default) or uring (FUSE over io_uring; root:
+#                 enable_uring is set to Y for the mount and put back)
 #   --rounds N    rounds (default 20)
 #   --seconds S   churn seconds per round (default: fsp-stress's, 10)
 #   --seed N      seed of the first round (default: from the clock, printed)
@@ -34,6 +37,9 @@ while [ $# -gt 0 ]; do
 	--rounds) number "$1" "${2:-}"; rounds=$2; shift ;;
 	--seconds) number "$1" "${2:-}"; seconds=$2; shift ;;
 	--seed) number "$1" "${2:-}"; seed=$2; shift ;;
+	--transport)
+		case "${2:-}" in dev | uring) FSP_TEST_TRANSPORT=$2 ;; *) usage ;; esac
+		shift ;;
 	-h | --help) usage ;;
 	*) echo "soak: unknown argument '$1'" >&2; usage ;;
 	esac
@@ -55,11 +61,23 @@ rm -f "$LOGS"/round-*.log "$LOGS"/daemon.log
 # a round that hangs instead of failing is a failure too
 ROUND_LIMIT=1800
 
-echo "soak: $rounds rounds of fsp-stress (3200 dirs, 12000 files, all scenarios${seconds:+, churn ${seconds}s}), first seed $seed"
+echo "soak: $rounds rounds of fsp-stress (3200 dirs, 12000 files, all scenarios${seconds:+, churn ${seconds}s}) over ${FSP_TEST_TRANSPORT:-dev}, first seed $seed"
 echo "soak: machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); logs in $LOGS"
 
 M=$T/mnt
-fs_mount "$M"
+URING=/sys/module/fuse/parameters/enable_uring
+if [ "${FSP_TEST_TRANSPORT:-dev}" = uring ]; then
+	[ -w "$URING" ] || fail "--transport uring needs root and $URING"
+	uring_old=$(cat "$URING")
+	trap 'rc=$?; [ -z "$uring_old" ] || echo "$uring_old" >"$URING"; _fsp_exit $rc' EXIT
+	echo Y >"$URING"
+	# the kernel needs it until the ring is registered: until the mount answers
+	fs_mount "$M"
+	echo "$uring_old" >"$URING"
+	uring_old=
+else
+	fs_mount "$M"
+fi
 pid=$(fs_pid "$M")
 counters() { "$FSPCTL" stats "$M" | awk '$1 == "nodes" || $1 == "handles" || $1 == "inflight" || $1 == "mem_bytes" { printf "%s%s %s", s, $1, $2; s = ", " }'; }
 rss() { awk '/VmRSS/ { printf "%d MB", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
