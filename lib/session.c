@@ -49,7 +49,8 @@ void fsp_config_help(void)
 	      "     allow_other            let other users access the mount\n"
 	      "     default_permissions    kernel checks permissions (on by default)\n"
 	      "     no_default_permissions the file system checks permissions itself\n"
-	      "     threads=N              worker threads (default: from the CPU count)\n"
+	      "     threads=N              most workers running callbacks at once, per queue\n"
+	      "                            (default: 4 per CPU, 4 to 32)\n"
 	      "     max_write=BYTES        largest write request (default 1M)\n"
 	      "     spin=US                poll for the next request this long (default 50)\n"
 	      "     io_uring=auto|on|off   FUSE over io_uring where the kernel offers it\n"
@@ -434,8 +435,15 @@ int fsp_session_run(fsp_session *s)
 			fsp_log(0, "starting workers: %s", strerror(-rc));
 		goto out;
 	}
+	s->started = (int64_t)time(NULL);
 	if (s->cfg.stats_socket && fsp__stats_start(s) < 0)
 		fsp_log(1, "no stats socket for %s; fspctl stats will not answer", s->mountpoint);
+	/* systemd (Type=notify): the mount is up and workers serve it */
+	char state[PATH_MAX + 64];
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving %s\n", s->mountpoint);
+	int nrc = fsp__sd_notify(state);
+	if (nrc < 0)
+		fsp_log(1, "telling $NOTIFY_SOCKET READY=1: %s", strerror(-nrc));
 	while (!s->exit_requested && !atomic_load(&s->dead)) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -450,6 +458,8 @@ int fsp_session_run(fsp_session *s)
 			nanosleep(&ts, NULL);
 		}
 	}
+	if (nrc == 0)
+		fsp__sd_notify("STOPPING=1\n");
 out:
 	/* the stats thread reads the workers' counters: it goes first */
 	fsp__stats_stop(s);
