@@ -96,14 +96,6 @@ _Static_assert(offsetof(struct io_uring_sqe, addr3) == SQE_CMD_OFF, "SQE command
 _Static_assert(sizeof(struct fw_uring_cmd_req) <= SQE_SIZE - SQE_CMD_OFF, "cmd_req fits");
 _Static_assert(sizeof(struct io_uring_cqe) == 16, "plain 16-byte CQEs");
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield" ::: "memory")
-#else
-#define cpu_relax() do { } while (0)
-#endif
-
 enum ent_state { ENT_KERNEL, ENT_USER, ENT_LOST };
 enum ent_last { LAST_REGISTER, LAST_COMMIT, LAST_RETRY };  /* the entry's last SQE */
 
@@ -562,7 +554,7 @@ static bool spin_wait(struct uchan *c, const struct timespec *deadline)
 		if (cq_ready(q) || atomic_load_explicit(&c->ch_woken, memory_order_relaxed) ||
 		    atomic_load_explicit(&q->q_u->u_dead, memory_order_relaxed))
 			return true;
-		cpu_relax();
+		fsp__cpu_relax();
 	}
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -934,8 +926,7 @@ int fsp__uring_new(fsp_session *s, int depth, struct fsp__uring **out)
 		goto out;
 	u->u_s = s;
 	u->u_depth = depth;
-	long pg = sysconf(_SC_PAGESIZE);
-	u->u_pg = pg > 0 ? (size_t)pg : 4096;
+	u->u_pg = fsp__page_size();
 	/* The kernel refuses a payload buffer smaller than
 	 * max(FUSE_MIN_READ_BUFFER, max_write, max_pages * PAGE_SIZE), where
 	 * max_pages is what INIT said (32 without FW_INIT_MAX_PAGES). We also
