@@ -351,6 +351,7 @@ struct fsp_session {
 	pthread_t stats_thread;
 	bool stats_started;
 	atomic_int stats_stop;
+	int64_t started;          /* CLOCK_REALTIME seconds when serving began */
 };
 
 /* init.c: read and answer INIT on the session fd (main thread, before any
@@ -409,6 +410,11 @@ int fsp__stats_start(fsp_session *s);
 void fsp__stats_stop(fsp_session *s);
 int fsp__stats_format(fsp_session *s, char *buf, size_t size);
 int fsp__stats_socket_path(unsigned maj, unsigned min, char *buf, size_t size);
+
+/* sd_notify.c: send state (e.g. "READY=1") to the service manager at
+ * $NOTIFY_SOCKET, if set (a path, or @name in the abstract namespace).
+ * 0, 1 when there is no $NOTIFY_SOCKET, or -errno. Any thread. */
+int fsp__sd_notify(const char *state);
 
 /* dirbuf (dirbuf.c) */
 struct fsp_dirbuf {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -126,6 +127,11 @@ int fsp__stats_format(fsp_session *s, char *buf, size_t size)
 		  (unsigned long long)st.bytes_written, atomic_load(&s->live_workers),
 		  (unsigned long long)unknown,
 		  (unsigned long long)bad);
+	/* who serves the mount, for `fspctl list` and `fspctl stop` */
+	len = add(buf, size, len, "pid %d\nstarted %lld\ntransport %s\nversion %s\n"
+		  "fsname %s\nsubtype %s\nmountpoint %s\n", (int)getpid(), (long long)s->started,
+		  s->uring ? "io_uring" : "dev", FSP_VERSION_STRING, s->fsname, s->subtype,
+		  s->mountpoint ? s->mountpoint : "");
 	for (int op = 0; op < FSP__OPCODE_MAX; op++)
 		if (req[op])
 			len = add(buf, size, len, "op.%s %llu\n", fsp__opname(op),
@@ -241,11 +247,9 @@ void fsp__stats_stop(fsp_session *s)
 
 int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	unsigned maj, min;
 	char *real;
-	int fd, rc;
-	size_t len = 0;
+	int rc;
 
 	if (!buf || size == 0)
 		return -EINVAL;
@@ -256,6 +260,17 @@ int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
 	free(real);
 	if (rc < 0)
 		return rc;
+	return fsp_stats_query_dev(maj, min, buf, size);
+}
+
+int fsp_stats_query_dev(unsigned maj, unsigned min, char *buf, size_t size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+	size_t len = 0;
+
+	if (!buf || size == 0)
+		return -EINVAL;
 	rc = fsp__stats_socket_path(maj, min, sa.sun_path, sizeof(sa.sun_path));
 	if (rc < 0)
 		return rc;
@@ -271,10 +286,16 @@ int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
 		close(fd);
 		return rc == -ENOENT ? -ECONNREFUSED : rc;
 	}
+	/* a stopped or wedged daemon accepts (the kernel queues the
+	 * connection) but never writes: give up rather than hang a reader */
+	struct timeval tv = { 2, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	for (;;) {
 		ssize_t n = read(fd, buf + len, size - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && len == 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			rc = -ETIMEDOUT;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -283,5 +304,5 @@ int fsp_stats_query(const char *mountpoint, char *buf, size_t size)
 	}
 	close(fd);
 	buf[len] = 0;
-	return (int)len;
+	return rc < 0 ? rc : (int)len;
 }

@@ -159,6 +159,15 @@ FSP_API void fsp_session_stats(fsp_session *s, struct fsp_stats *st);
  * truncated to size-1), or -ENOENT (no fsp mount there), -ECONNREFUSED, ... */
 FSP_API int fsp_stats_query(const char *mountpoint, char *buf, size_t size);
 
+/* The same for the FUSE mount of device number major:minor (the third field
+ * of /proc/self/mountinfo), without resolving a path: what `fspctl list`
+ * uses for every mount of the machine. The answer also names who serves it:
+ * "pid N", "started UNIX_SECONDS", "transport dev|io_uring", "version V",
+ * "fsname", "subtype", "mountpoint". Same returns as fsp_stats_query;
+ * both give -ETIMEDOUT when the daemon takes the connection but writes
+ * nothing for 2 s (stopped, or wedged). */
+FSP_API int fsp_stats_query_dev(unsigned major, unsigned minor, char *buf, size_t size);
+
 /* Everything for the common program: parse argv ([options] [SOURCE]
  * MOUNTPOINT; SOURCE, which mount(8) always gives, becomes the fsname when
  * -o fsname= does not say otherwise), starting from *defaults
