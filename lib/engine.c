@@ -296,8 +296,13 @@ static void *worker_main(void *arg)
 		if (s->spin_ns && atomic_load_explicit(&p->spinning, memory_order_relaxed) == 0)
 			spin = atomic_exchange(&p->spinning, 1) == 0;
 		ssize_t n = w->chan->ops->recv(w->chan, spin ? s->spin_ns : 0, &in, &out);
-		if (spin)
+		if (spin) {
+			/* spun out: sleep without the token, so that the next
+			 * worker back from a request spins */
 			atomic_store(&p->spinning, 0);
+			if (n == -EAGAIN && !should_stop(s))
+				n = w->chan->ops->recv(w->chan, 0, &in, &out);
+		}
 		int others = atomic_fetch_sub(&p->waiting, 1) - 1;
 		if (n < 0) {
 			if (!recv_error(s, n))

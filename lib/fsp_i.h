@@ -207,7 +207,8 @@ uint64_t fsp__handles_count(struct fsp__handle_table *t);
 struct fsp__chan;
 struct fsp__chan_ops {
 	const char *name;        /* "dev" or "io_uring": the startup line says it */
-	/* Wait for one request; spin first for up to spin_ns (0: don't).
+	/* Take one request. spin_ns > 0: poll for up to that long and return
+	 * -EAGAIN if none came (never sleep); 0: sleep until one comes.
 	 * Returns its length with *in set to the request (fw_in_header, body
 	 * contiguous) and *out to a buffer of at least bufsize bytes for the
 	 * reply payload (the worker's own or the transport's), or -EINTR /

@@ -8,8 +8,9 @@
  *  - recv never returns a partial request (the kernel hands out whole
  *    requests, or fails with EINVAL when the buffer is too small: a sizing
  *    bug, fatal).
- *  - Spinning reads with O_NONBLOCK; sleeping is a blocking read(), so the
- *    kernel wakes exactly one sleeping reader per request.
+ *  - Spinning reads with O_NONBLOCK and gives up with -EAGAIN; sleeping is
+ *    a blocking read(), so the kernel wakes exactly one sleeping reader per
+ *    request.
  *  - FSP__WAKE_SIGNAL is blocked in the worker except inside that blocking
  *    read; wake() signals a channel only while its owner is inside it. A
  *    signal sent as the window closes stays pending and ends the next
@@ -71,6 +72,7 @@ static ssize_t dev_recv(struct fsp__chan *c, uint64_t spin_ns, char **in, char *
 				return n;
 			fsp__cpu_relax();
 		} while (fsp__now_ns() < until);
+		return -EAGAIN;
 	}
 	if (set_nonblock(d, false) < 0)
 		return -EAGAIN;

@@ -599,8 +599,10 @@ static ssize_t uring_recv(struct fsp__chan *fc, uint64_t spin_ns, char **in, cha
 				break;
 			}
 			if (spin) {
-				spin = spin_wait(c, &deadline);
-				continue;
+				if (spin_wait(c, &deadline))
+					continue;
+				rc = -EAGAIN;   /* spun out: the caller decides who sleeps */
+				break;
 			}
 			/* Also runs our task work: the kernel fills an entry
 			 * in the context of the thread that submitted it. */
