@@ -192,6 +192,25 @@ install: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(INSTALL_PROGS)
 	  gzip -9n <$$m >$(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m).gz || exit 1; done
 	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig || true
 
+# ---- make deb: $(BUILD)/fsp_VERSION_ARCH.deb with dpkg-deb ----
+# One package (runtime and development parts together): `make install
+# PREFIX=/usr` into a staging root, DEBIAN/control from dist/debian/.
+DEB_NAME ?= fsp
+DEB_ARCH  = $(shell dpkg --print-architecture)
+DEB_ROOT  = $(abspath $(BUILD))/deb-root
+DEB_FILE  = $(BUILD)/$(DEB_NAME)_$(VERSION)_$(DEB_ARCH).deb
+deb: $(BUILD)/libfsp.a $(BUILD)/libfsp.so $(INSTALL_PROGS)
+	@command -v dpkg-deb >/dev/null || { echo "make deb: needs dpkg-deb (package dpkg)"; exit 1; }
+	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
+	$(MAKE) --no-print-directory install BUILD=$(BUILD) PREFIX=/usr DESTDIR=$(DEB_ROOT) >/dev/null
+	sed -e 's|@NAME@|$(DEB_NAME)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	  -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" \
+	  -e "s|@LIBC@|$$(dpkg-query -W -f='$${Version}' libc6 | cut -d- -f1)|" \
+	  dist/debian/control.in >$(DEB_ROOT)/DEBIAN/control
+	install -m 644 dist/debian/triggers $(DEB_ROOT)/DEBIAN/triggers
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+	@echo "make deb: $(DEB_FILE)"
+
 uninstall:
 	rm -f $(foreach p,$(INSTALL_PROGS),$(DESTDIR)$(BINDIR)/$(notdir $(p)))
 	rm -f $(DESTDIR)$(LIBDIR)/libfsp.so $(DESTDIR)$(LIBDIR)/libfsp.so.$(SOMAJOR) \

@@ -40,6 +40,12 @@ find findutils
 awk mawk
 clang clang
 /usr/share/doc/libclang-rt-14-dev libclang-rt-14-dev
+pkg-config pkgconf
+readelf binutils
+dpkg-deb dpkg
+man man-db
+unshare util-linux
+/sbin/mount.fuse3 fuse3
 "
 
 PATH="$PATH:/usr/sbin:/sbin"
