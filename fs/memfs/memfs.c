@@ -37,7 +37,7 @@ static const char usage[] =
 "                        (size=25%); 0 = no limit (default: half of RAM)\n"
 "    nodes=N             limit for files, directories and other objects\n"
 "                        (also nr_inodes=N; default: RAM pages / 2; 0 = none)\n"
-"    max_file_size=BYTES largest file size; beyond it EFBIG (default: none)\n"
+"    max_file_size=BYTES  largest file size; beyond it EFBIG (default: none)\n"
 "    mode=OCTAL          permissions of the root directory (default 1777)\n"
 "    uid=N, gid=N        owner of the root directory (default: the caller)\n"
 "\n";

@@ -124,11 +124,26 @@ static int seqread(const char *file)
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		puts("usage: fsp-bench creates DIR [N] | stat DIR [N] | seqwrite FILE [MiB] | "
-		     "seqread FILE");
+		fputs("usage: fsp-bench COMMAND PATH [COUNT]\n"
+		      "\n"
+		      "Small file system micro-benchmarks. Prints one line \"name value unit\"\n"
+		      "(ops/s or MB/s).\n"
+		      "\n"
+		      "Commands:\n"
+		      "  creates DIR [N]       create and close N empty files (default 20000),\n"
+		      "                        then unlink them\n"
+		      "  stat DIR [N]          stat N names (created first; default 20000)\n"
+		      "  seqwrite FILE [MiB]   sequential 1 MiB writes, then fsync (default 1024)\n"
+		      "  seqread FILE          sequential 1 MiB reads of the whole file\n"
+		      "\n"
+		      "Options:\n"
+		      "  -h, --help            print this help and exit\n"
+		      "  -V, --version         print the version and exit\n"
+		      "\n"
+		      "Exit status: 0 ok, 1 an operation failed (named), 2 bad usage.\n", stdout);
 		return 0;
 	}
-	if (argc >= 2 && !strcmp(argv[1], "--version")) {
+	if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))) {
 		puts("fsp-bench (fsp) 0.1.0");
 		return 0;
 	}

@@ -41,12 +41,12 @@ static void usage(FILE *f)
 	      "          file system's own); with KEY, only that value\n"
 	      "  stop    unmount MOUNTPOINT and wait until its daemon has exited\n\n"
 	      "Options:\n"
-	      "  --json            list, stats: one JSON document instead of text\n"
-	      "  --timeout SECONDS stop: how long to wait for the daemon (default 10)\n"
-	      "  --force           stop: a busy mount is detached (lazy unmount) and its\n"
-	      "                    daemon asked to end (SIGTERM) instead of failing\n"
-	      "  -h, --help        print this help and exit\n"
-	      "  -V, --version     print the version and exit\n\n"
+	      "  --json             list, stats: one JSON document instead of text\n"
+	      "  --timeout SECONDS  stop: how long to wait for the daemon (default 10)\n"
+	      "  --force            stop: a busy mount is detached (lazy unmount) and its\n"
+	      "                     daemon asked to end (SIGTERM) instead of failing\n"
+	      "  -h, --help         print this help and exit\n"
+	      "  -V, --version      print the version and exit\n\n"
 	      "Exit status: 0 ok, 1 failed (no fsp file system answers there, busy, the\n"
 	      "daemon did not exit in time), 2 bad usage.\n", f);
 }
