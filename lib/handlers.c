@@ -10,6 +10,9 @@
  *    kernel may use the node id the moment it reads the reply) and uncounted
  *    if the send fails.
  *  - Every fsp__handle_get is paired with fsp__handle_put on every path.
+ *  - No-open (cfg.no_open/no_opendir, kernel support): OPEN/OPENDIR (and
+ *    CREATE, when mknod exists) answer ENOSYS so that the kernel opens by
+ *    itself; its fh 0 then names the request's node, held for the request.
  */
 #include "fsp_i.h"
 #include <errno.h>
@@ -137,15 +140,53 @@ static int make_handle(fsp_req *r, struct fsp__node *node, const struct fsp_open
 	return 0;
 }
 
-/* Get the handle of a request that names one by fh; replies on failure. */
-static struct fsp__handle *need_handle(fsp_req *r, uint64_t fh, bool is_dir)
+/* No-open (cfg.no_open / no_opendir, where the kernel supports it): the
+ * kernel opens without asking and sends fh 0; such a request acts on its
+ * node, held for the request like any other, with fh NULL. */
+static bool no_open_active(const fsp_session *s, bool is_dir)
 {
+	return is_dir ? s->cfg.no_opendir && (s->flags & FW_INIT_NO_OPENDIR_SUPPORT)
+		      : s->cfg.no_open && (s->flags & FW_INIT_NO_OPEN_SUPPORT);
+}
+
+/* The open a request names: a handle, or (no-open, fh 0) the node. */
+struct open_ref {
 	struct fsp__handle *h;
-	if (fsp__handle_get(r->s->handles, fh, is_dir, &h) < 0) {
-		fsp__reply_err(r, -EBADF);
-		return NULL;
+	struct fsp__node *node;   /* held when h is NULL */
+	void *obj, *fh;
+};
+
+static int get_open(fsp_req *r, uint64_t nodeid, uint64_t fh, bool is_dir, struct open_ref *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (fh == 0 && no_open_active(r->s, is_dir)) {
+		if (fsp__node_get(r->s->nodes, nodeid, &o->node) < 0)
+			return -ESTALE;
+		o->obj = o->node->obj;
+		return 0;
 	}
-	return h;
+	if (fsp__handle_get(r->s->handles, fh, is_dir, &o->h) < 0)
+		return -EBADF;
+	o->obj = o->h->node->obj;
+	o->fh = o->h->fh;
+	return 0;
+}
+
+static void put_open(fsp_req *r, struct open_ref *o)
+{
+	if (o->h)
+		fsp__handle_put(r->s->handles, o->h);
+	else if (o->node)
+		fsp__node_put(r->s->nodes, o->node);
+}
+
+/* get_open for the request's own node; replies on failure. */
+static bool need_open(fsp_req *r, uint64_t fh, bool is_dir, struct open_ref *o)
+{
+	int rc = get_open(r, r->in->nodeid, fh, is_dir, o);
+	if (rc < 0)
+		fsp__reply_err(r, rc);
+	return rc == 0;
 }
 
 #define NEED_OP(r, op) do { if (!(r)->s->ops.op) { fsp__reply_err(r, -ENOSYS); return; } } while (0)
@@ -429,6 +470,11 @@ static void do_open(fsp_req *r, bool is_dir)
 	int (*open_cb)(fsp_req *, void *, int, struct fsp_open_out *) =
 		is_dir ? r->s->ops.opendir : r->s->ops.open;
 
+	if (no_open_active(r->s, is_dir)) {
+		/* the kernel opens by itself from now on, without RELEASE */
+		fsp__reply_err(r, -ENOSYS);
+		return;
+	}
 	if (!is_dir && (in->open_flags & FW_OPEN_KILL_SUIDGID) && r->s->ops.setattr) {
 		/* O_TRUNC by a caller without CAP_FSETID: set-id bits go, as a
 		 * write would clear them (handle_killpriv) */
@@ -474,6 +520,12 @@ static void do_create(fsp_req *r, bool tmpfile)
 	const char *name = NULL;
 	int rc;
 
+	if (!tmpfile && r->s->ops.mknod && no_open_active(r->s, false)) {
+		/* the kernel makes the file with MKNOD and opens it without
+		 * asking: one request instead of CREATE and RELEASE */
+		fsp__reply_err(r, -ENOSYS);
+		return;
+	}
 	if (!tmpfile) {
 		int n = fsp__body_name(r, sizeof(*in), &name);
 		if (n < 0) {
@@ -542,11 +594,14 @@ static void h_release(fsp_req *r)
 static void h_flush(fsp_req *r)
 {
 	const struct fw_flush_in *in = BODY(r, struct fw_flush_in);
-	struct fsp__handle *h = need_handle(r, in->fh, false);
-	if (!h)
+	struct open_ref o;
+	/* ENOSYS: the kernel sends no FLUSH any more (opens made without
+	 * asking have no FOPEN_NOFLUSH) */
+	NEED_OP(r, flush);
+	if (!need_open(r, in->fh, false, &o))
 		return;
-	int rc = r->s->ops.flush ? r->s->ops.flush(r, h->node->obj, h->fh, in->lock_owner) : 0;
-	fsp__handle_put(r->s->handles, h);
+	int rc = r->s->ops.flush(r, o.obj, o.fh, in->lock_owner);
+	put_open(r, &o);
 	fsp__reply_err(r, rc);
 }
 
@@ -554,7 +609,7 @@ static void h_read(fsp_req *r)
 {
 	const struct fw_read_in *in = BODY(r, struct fw_read_in);
 	size_t size = in->size;
-	struct fsp__handle *h;
+	struct open_ref o;
 
 	if (in->offset > (uint64_t)INT64_MAX) {
 		fsp__reply_err(r, -EINVAL);
@@ -563,10 +618,10 @@ static void h_read(fsp_req *r)
 	if (size > r->s->bufsize)
 		size = r->s->bufsize;  /* the kernel never asks more than max_pages */
 	NEED_OP(r, read);
-	if (!(h = need_handle(r, in->fh, false)))
+	if (!need_open(r, in->fh, false, &o))
 		return;
-	ssize_t n = r->s->ops.read(r, h->node->obj, h->fh, r->w->outbuf, size, (off_t)in->offset);
-	fsp__handle_put(r->s->handles, h);
+	ssize_t n = r->s->ops.read(r, o.obj, o.fh, r->w->outbuf, size, (off_t)in->offset);
+	put_open(r, &o);
 	if (n < 0) {
 		fsp__reply_err(r, (int)n);
 		return;
@@ -581,7 +636,7 @@ static void h_write(fsp_req *r)
 {
 	const struct fw_write_in *in = BODY(r, struct fw_write_in);
 	struct fw_write_out wo = { 0 };
-	struct fsp__handle *h;
+	struct open_ref o;
 	uint32_t flags = 0;
 
 	if (r->body_len - sizeof(*in) < in->size) {
@@ -595,13 +650,12 @@ static void h_write(fsp_req *r)
 		return;
 	}
 	NEED_OP(r, write);
-	if (!(h = need_handle(r, in->fh, false)))
+	if (!need_open(r, in->fh, false, &o))
 		return;
 	if (in->write_flags & FW_WRITE_CACHE) flags |= FSP_WRITE_CACHE;
 	if (in->write_flags & FW_WRITE_KILL_SUIDGID) flags |= FSP_WRITE_KILL_SUIDGID;
-	ssize_t n = r->s->ops.write(r, h->node->obj, h->fh, in + 1, in->size,
-				    (off_t)in->offset, flags);
-	fsp__handle_put(r->s->handles, h);
+	ssize_t n = r->s->ops.write(r, o.obj, o.fh, in + 1, in->size, (off_t)in->offset, flags);
+	put_open(r, &o);
 	if (n < 0) {
 		fsp__reply_err(r, (int)n);
 		return;
@@ -618,11 +672,11 @@ static void h_fsync(fsp_req *r)
 	const struct fw_fsync_in *in = BODY(r, struct fw_fsync_in);
 	bool is_dir = r->opcode == FW_FSYNCDIR;
 	int (*cb)(fsp_req *, void *, void *, int) = is_dir ? r->s->ops.fsyncdir : r->s->ops.fsync;
-	struct fsp__handle *h = need_handle(r, in->fh, is_dir);
-	if (!h)
+	struct open_ref o;
+	if (!need_open(r, in->fh, is_dir, &o))
 		return;
-	int rc = cb ? cb(r, h->node->obj, h->fh, in->fsync_flags & FW_FSYNC_FDATASYNC) : 0;
-	fsp__handle_put(r->s->handles, h);
+	int rc = cb ? cb(r, o.obj, o.fh, in->fsync_flags & FW_FSYNC_FDATASYNC) : 0;
+	put_open(r, &o);
 	fsp__reply_err(r, rc);
 }
 
@@ -635,12 +689,12 @@ static void h_fallocate(fsp_req *r)
 		fsp__reply_err(r, -EINVAL);
 		return;
 	}
-	struct fsp__handle *h = need_handle(r, in->fh, false);
-	if (!h)
+	struct open_ref o;
+	if (!need_open(r, in->fh, false, &o))
 		return;
-	int rc = r->s->ops.fallocate(r, h->node->obj, h->fh, (int)in->mode, (off_t)in->offset,
+	int rc = r->s->ops.fallocate(r, o.obj, o.fh, (int)in->mode, (off_t)in->offset,
 				     (off_t)in->length);
-	fsp__handle_put(r->s->handles, h);
+	put_open(r, &o);
 	fsp__reply_err(r, rc);
 }
 
@@ -649,39 +703,40 @@ static void h_lseek(fsp_req *r)
 	const struct fw_lseek_in *in = BODY(r, struct fw_lseek_in);
 	struct fw_lseek_out lo = { 0 };
 	NEED_OP(r, lseek);
-	struct fsp__handle *h = need_handle(r, in->fh, false);
-	if (!h)
+	struct open_ref o;
+	if (!need_open(r, in->fh, false, &o))
 		return;
-	off_t o = r->s->ops.lseek(r, h->node->obj, h->fh, (off_t)in->offset, (int)in->whence);
-	fsp__handle_put(r->s->handles, h);
-	if (o < 0) {
-		fsp__reply_err(r, (int)o);
+	off_t pos = r->s->ops.lseek(r, o.obj, o.fh, (off_t)in->offset, (int)in->whence);
+	put_open(r, &o);
+	if (pos < 0) {
+		fsp__reply_err(r, (int)pos);
 		return;
 	}
-	lo.offset = (uint64_t)o;
+	lo.offset = (uint64_t)pos;
 	fsp__reply_buf(r, &lo, sizeof(lo));
 }
 
 static void h_copy_file_range(fsp_req *r)
 {
 	const struct fw_copy_file_range_in *in = BODY(r, struct fw_copy_file_range_in);
-	struct fsp__handle *hi, *ho;
+	struct open_ref oi, oo;
 	NEED_OP(r, copy_file_range);
-	if (!(hi = need_handle(r, in->fh_in, false)))
+	if (!need_open(r, in->fh_in, false, &oi))
 		return;
-	if (fsp__handle_get(r->s->handles, in->fh_out, false, &ho) < 0) {
-		fsp__handle_put(r->s->handles, hi);
-		fsp__reply_err(r, -EBADF);
+	int rc = get_open(r, in->nodeid_out, in->fh_out, false, &oo);
+	if (rc < 0) {
+		put_open(r, &oi);
+		fsp__reply_err(r, rc);
 		return;
 	}
 	size_t len = in->len;
 	if (r->opcode == FW_COPY_FILE_RANGE && len > UINT32_MAX)
 		len = UINT32_MAX;  /* the old reply has 32 bits for the count */
-	ssize_t n = r->s->ops.copy_file_range(r, hi->node->obj, hi->fh, (off_t)in->off_in,
-					      ho->node->obj, ho->fh, (off_t)in->off_out, len,
+	ssize_t n = r->s->ops.copy_file_range(r, oi.obj, oi.fh, (off_t)in->off_in,
+					      oo.obj, oo.fh, (off_t)in->off_out, len,
 					      (unsigned)in->flags);
-	fsp__handle_put(r->s->handles, hi);
-	fsp__handle_put(r->s->handles, ho);
+	put_open(r, &oi);
+	put_open(r, &oo);
 	if (n < 0) {
 		fsp__reply_err(r, (int)n);
 	} else if (r->opcode == FW_COPY_FILE_RANGE) {
@@ -699,18 +754,18 @@ static void do_readdir(fsp_req *r, bool plus)
 {
 	const struct fw_read_in *in = BODY(r, struct fw_read_in);
 	struct fsp_dirbuf db;
-	struct fsp__handle *h;
+	struct open_ref o;
 
 	NEED_OP(r, readdir);
-	if (!(h = need_handle(r, in->fh, true)))
+	if (!need_open(r, in->fh, true, &o))
 		return;
 	memset(&db, 0, sizeof(db));
 	db.r = r;
 	db.buf = r->w->outbuf;
 	db.size = in->size < r->s->bufsize ? in->size : r->s->bufsize;
 	db.plus = plus;
-	int rc = r->s->ops.readdir(r, h->node->obj, h->fh, (off_t)in->offset, &db);
-	fsp__handle_put(r->s->handles, h);
+	int rc = r->s->ops.readdir(r, o.obj, o.fh, (off_t)in->offset, &db);
+	put_open(r, &o);
 	if (rc < 0)
 		fsp__reply_err(r, rc);
 	else if (fsp__reply_buf(r, db.buf, db.len) == 0)

@@ -60,6 +60,8 @@ void fsp_config_help(void)
 	      "     attr_timeout=SECONDS   how long the kernel caches attributes\n"
 	      "     negative_timeout=SECONDS  how long the kernel caches misses\n"
 	      "     writeback_cache        let the kernel cache writes\n"
+	      "     no_open                the kernel opens files and directories without\n"
+	      "                            asking (file systems without per-open state)\n"
 	      "     auto_unmount           (fusermount3) unmount when the process dies\n"
 	      "     fsname=NAME, subtype=NAME  what /proc/mounts shows\n"
 	      "     trace=FILE             record every request (a fuzzing corpus)\n"
@@ -163,6 +165,10 @@ static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *
 	FLAG("writeback_cache", writeback_cache, 1);
 	FLAG("no_writeback_cache", writeback_cache, 0);
 	FLAG("auto_unmount", auto_unmount, 1);
+	if (!strcmp(key, "no_open") && !value) {
+		c->no_open = c->no_opendir = 1;   /* checked in fsp_session_new */
+		return 0;
+	}
 	FLAG("debug", debug, 1);
 #undef FLAG
 	for (size_t i = 0; i < sizeof(mflags) / sizeof(mflags[0]); i++) {
@@ -337,6 +343,13 @@ int fsp_session_new(const struct fsp_operations *ops, const struct fsp_config *c
 
 	if (!s)
 		return -ENOMEM;
+	/* no-open: no open ever reaches the fs, so it must need no release */
+	if ((cfg->no_open && ops->release) || (cfg->no_opendir && ops->releasedir)) {
+		fsp_log(0, "-o no_open: this file system keeps per-open state "
+			"(it has a release callback)");
+		fsp__free(s);
+		return -EINVAL;
+	}
 	s->ops = *ops;
 	s->cfg = *cfg;
 	s->root = root;
