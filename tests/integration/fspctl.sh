@@ -20,13 +20,12 @@ fs_mount "$T/a"
 fs_mount "$T/b"
 A=$(realpath "$T/a") B=$(realpath "$T/b")
 pa=$(fs_pid "$A") pb=$(fs_pid "$B")
-[ "$(fs_daemon)" = fsp-ptfs ] && pa=$(pgrep -n -P "$pa" 2>/dev/null || echo "$pa")
 touch "$A/x" "$B/y"
 
 step "fspctl list"
 "$F" list >"$T/list" || fail "fspctl list failed"
 cat "$T/list"
-head -n 1 "$T/list" | grep -q "MOUNTPOINT" || fail "fspctl list has no header"
+head -n 1 "$T/list" | grep "MOUNTPOINT" >/dev/null || fail "fspctl list has no header"
 for m in "$A" "$B"; do
 	row=$(awk -v m="$m" '$NF == m' "$T/list")
 	[ -n "$row" ] || fail "fspctl list does not show $m"

@@ -19,6 +19,7 @@ if [ -z "${FSP_FSTAB_NS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/
 fi
 . "$(dirname "$0")/../lib.sh"
 need_memfs "tests mount(8) and fstab with fsp-memfs and fsp-ptfs themselves"
+[ "${FSP_TEST_TRANSPORT:-dev}" = dev ] || skip "does not depend on the transport: runs in the /dev/fuse run only"
 need_root "mount(8) with a FUSE type, and a private mount namespace"
 [ "${FSP_FSTAB_NS:-}" = 1 ] || skip "no unshare(1) for a private mount namespace"
 need_cmd mount.fuse3 pgrep
@@ -62,7 +63,7 @@ mount -t fuse.fsp-memfs memfs "$M" -o size=64M,nodes=1000,noatime >"$T/m1.log" 2
 # mount(8) returned: the program detached only once the mount was up
 is_mounted "$M" || fail "mount returned 0 but $M is not mounted"
 mounted "$M" memfs fsp-memfs
-grep -E "^[^ ]+ $M " /proc/mounts | grep -q noatime || fail "noatime did not reach the mount: $(grep " $M " /proc/mounts)"
+grep -E "^[^ ]+ $M " /proc/mounts | grep noatime >/dev/null || fail "noatime did not reach the mount: $(grep " $M " /proc/mounts)"
 pid=$(daemon_of fsp-memfs "$M")
 [ -n "$pid" ] || fail "no fsp-memfs process serves $M"
 echo hello >"$M/f"

@@ -8,6 +8,7 @@
 # timeout: 120
 . "$(dirname "$0")/../lib.sh"
 need_memfs "checks the installed files, not a file system"
+[ "${FSP_TEST_TRANSPORT:-dev}" = dev ] || skip "does not depend on the transport: runs in the /dev/fuse run only"
 need_cmd cc pkg-config readelf make
 need_fuse
 
@@ -62,7 +63,7 @@ cp "$ROOT/examples/hello.c" "$T/out/"
 # shellcheck disable=SC2046 # pkg-config's output is a list of words
 (cd "$T/out" && cc -o hello hello.c $(pkg-config --cflags --libs libfsp)) >"$T/cc.log" 2>&1 ||
 	fail "cc hello.c \$(pkg-config --cflags --libs libfsp) failed: $(head -n 5 "$T/cc.log")"
-readelf -d "$T/out/hello" | grep -q "NEEDED.*\[libfsp.so.$major\]" ||
+readelf -d "$T/out/hello" | grep "NEEDED.*\[libfsp.so.$major\]" >/dev/null ||
 	fail "hello is not linked against libfsp.so.$major: $(readelf -d "$T/out/hello" | grep NEEDED)"
 # shellcheck disable=SC2046
 (cd "$T/out" && cc -static-libgcc -o hello-static hello.c $(pkg-config --cflags libfsp) \

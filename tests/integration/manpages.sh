@@ -14,6 +14,7 @@
 # timeout: 60
 . "$(dirname "$0")/../lib.sh"
 need_memfs "checks documentation, not a file system"
+[ "${FSP_TEST_TRANSPORT:-dev}" = dev ] || skip "does not depend on the transport: runs in the /dev/fuse run only"
 need_cmd python3 man
 
 cat >"$T/check.py" <<'PY'
@@ -129,8 +130,9 @@ done
 
 step "fsp(7) and formatting"
 [ -f "$ROOT/man/fsp.7" ] || fail "no man/fsp.7"
+sed 's/\\-/-/g' "$ROOT/man/fsp.7" >"$T/fsp.7.txt"
 for p in fsp-memfs fsp-ptfs fspctl fsp-stress fsp-bench; do
-	sed 's/\\-/-/g' "$ROOT/man/fsp.7" | grep -q "^\.BR $p (1)" || fail "fsp(7) does not refer to $p(1)"
+	grep -q "^\.BR $p (1)" "$T/fsp.7.txt" || fail "fsp(7) does not refer to $p(1)"
 done
 for page in "$ROOT"/man/*.[1-8]; do
 	w=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null) || fail "man -l ${page##*/} failed: $w"
