@@ -118,9 +118,15 @@ grep -q -- "--help lists --bogus-option" "$T/self.out" || fail "the checker miss
 grep -q -- "man page lists --only-in-man" "$T/self.out" || fail "the checker missed an option only in the page"
 grep -q "continuation\|sentence" "$T/self.out" && fail "the checker took a sentence for an option"
 
+# every program make install installs: fs/NAME -> fsp-NAME, tools/NAME -> NAME
+progs=()
+for d in "$ROOT"/fs/*/; do d=${d%/}; progs+=("fsp-${d##*/}"); done
+for d in "$ROOT"/tools/*/; do d=${d%/}; progs+=("${d##*/}"); done
+echo "programs: ${progs[*]}"
+
 step "each program's --help against its page"
 bad=0
-for p in fsp-memfs fsp-ptfs fspctl fsp-stress fsp-bench; do
+for p in "${progs[@]}"; do
 	page=$ROOT/man/$p.1
 	[ -f "$page" ] || { echo "no man page man/$p.1"; bad=1; continue; }
 	"$BUILD_DIR/$p" --help >"$T/$p.help" 2>&1 || fail "$p --help failed"
@@ -131,7 +137,7 @@ done
 step "fsp(7) and formatting"
 [ -f "$ROOT/man/fsp.7" ] || fail "no man/fsp.7"
 sed 's/\\-/-/g' "$ROOT/man/fsp.7" >"$T/fsp.7.txt"
-for p in fsp-memfs fsp-ptfs fspctl fsp-stress fsp-bench; do
+for p in "${progs[@]}"; do
 	grep -q "^\.BR $p (1)" "$T/fsp.7.txt" || fail "fsp(7) does not refer to $p(1)"
 done
 for page in "$ROOT"/man/*.[1-8]; do
