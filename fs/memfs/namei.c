@@ -739,6 +739,9 @@ int memfs_opendir(fsp_req *r, void *obj, int flags, struct fsp_open_out *o)
 	if (!S_ISDIR(n->type))
 		return -ENOTDIR;
 	o->fh = NULL;   /* offsets are seqs: a stream needs no state */
+	/* every change to a directory passes through this kernel, which then
+	 * drops its cached listing: it may keep one */
+	o->flags = FSP_OPEN_CACHE_DIR | FSP_OPEN_KEEP_CACHE;
 	return 0;
 }
 
