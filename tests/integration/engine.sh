@@ -9,6 +9,8 @@
 # timeout: 240
 . "$(dirname "$0")/../lib.sh"
 need_memfs "it serves its own test file system, whatever the mode"
+# it picks each transport itself (fs_mount would add io_uring=on otherwise)
+FSP_TEST_TRANSPORT=dev
 
 SLOWFS=$BUILD_DIR/test/slowfs
 SIGSTAT=$BUILD_DIR/test/sigstat
