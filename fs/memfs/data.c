@@ -13,6 +13,14 @@
  * read copies blocks straight into the library's buffer and write copies
  * straight from it: one copy each way. A write that runs out of space part
  * way returns the count it did write.
+ *
+ * Blocks come from 2 MiB slabs (transparent huge pages where the kernel
+ * gives them, prefaulted in one call) and go back to a free list; the slabs
+ * are unmapped when no block is in use. malloc'ing each 4 KiB block made
+ * every fresh page a separate page fault and glibc grow and trim its heap
+ * on every large write: a 1 MiB write cost 256 traps. blk_lock is a leaf
+ * (taken under node locks, takes nothing). Under ASan blocks are malloc'd,
+ * so that its use-after-free checks still see them.
  */
 #include "memfs_i.h"
 
@@ -21,6 +29,7 @@
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define FAN_SHIFT 6
@@ -91,18 +100,131 @@ static int bmap_slot(struct memfs *fs, struct memfs_bmap *m, uint64_t idx, void 
 }
 
 /* A block, uninitialized. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BLOCKS_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BLOCKS_MALLOC 1
+#endif
+#endif
+
+#define SLAB_SIZE ((size_t)2 << 20)
+
+struct slab {
+	struct slab *next;
+	char *base;                 /* SLAB_SIZE bytes, mmap'd */
+};
+
+static pthread_mutex_t blk_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slab *slabs;      /* every slab, for the unmap */
+static void *blk_free;          /* free blocks, linked through their first word */
+static char *slab_next;         /* uncarved rest of the newest slab */
+static size_t slab_left;
+static uint64_t blk_used;       /* blocks handed out and not freed */
+
+/* A fresh slab, aligned to its size so that it can be one huge page. */
+static char *slab_map(void)
+{
+	size_t len = 2 * SLAB_SIZE;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (p + len > a + SLAB_SIZE)
+		munmap(a + SLAB_SIZE, (size_t)(p + len - (a + SLAB_SIZE)));
+#ifdef MADV_HUGEPAGE
+	madvise(a, SLAB_SIZE, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+	madvise(a, SLAB_SIZE, MADV_POPULATE_WRITE);   /* best effort: one call, no traps */
+#endif
+	return a;
+}
+
+static void *block_alloc(void)
+{
+#ifdef BLOCKS_MALLOC
+	return malloc(BS);
+#else
+	void *b = NULL;
+
+	pthread_mutex_lock(&blk_lock);
+	if (blk_free) {
+		b = blk_free;
+		memcpy(&blk_free, b, sizeof(void *));
+	} else {
+		if (!slab_left) {
+			struct slab *sl = malloc(sizeof(*sl));
+			char *base = sl ? slab_map() : NULL;
+
+			if (!base) {
+				free(sl);
+				goto out;
+			}
+			sl->base = base;
+			sl->next = slabs;
+			slabs = sl;
+			slab_next = base;
+			slab_left = SLAB_SIZE;
+		}
+		b = slab_next;
+		slab_next += BS;
+		slab_left -= BS;
+	}
+	blk_used++;
+out:
+	pthread_mutex_unlock(&blk_lock);
+	return b;
+#endif
+}
+
+static void block_release(void *b)
+{
+#ifdef BLOCKS_MALLOC
+	free(b);
+#else
+	pthread_mutex_lock(&blk_lock);
+	memcpy(b, &blk_free, sizeof(void *));
+	blk_free = b;
+	if (--blk_used == 0) {
+		/* nothing stored: give every slab back */
+		while (slabs) {
+			struct slab *sl = slabs;
+
+			slabs = sl->next;
+			munmap(sl->base, SLAB_SIZE);
+			free(sl);
+		}
+		blk_free = NULL;
+		slab_next = NULL;
+		slab_left = 0;
+	}
+	pthread_mutex_unlock(&blk_lock);
+#endif
+}
+
 static int block_new(struct memfs *fs, void **out)
 {
 	int rc = memfs_charge(fs, BS);
 
 	if (rc)
 		return rc;
-	*out = memfs_fail_alloc() ? NULL : malloc(BS);
+	*out = memfs_fail_alloc() ? NULL : block_alloc();
 	if (!*out) {
 		memfs_uncharge(fs, BS);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static void block_free(struct memfs *fs, void *b)
+{
+	block_release(b);
+	memfs_uncharge(fs, BS);
 }
 
 /* Frees the blocks with index in [from, to) under *pp (height h, first block
@@ -117,7 +239,7 @@ static uint64_t punch(struct memfs *fs, void **pp, unsigned h, uint64_t base,
 	if (!b || base >= to || base + span(h) <= from)
 		return 0;
 	if (h == 0) {
-		memfs_free(fs, b, BS);
+		block_free(fs, b);
 		*pp = NULL;
 		return 1;
 	}
