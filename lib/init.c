@@ -11,6 +11,8 @@
  */
 #include "fsp_i.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,6 +71,28 @@ static uint64_t wanted_flags(const fsp_session *s)
 	if (want_uring(s))
 		f |= FW_INIT_OVER_IO_URING;
 	return f;
+}
+
+/* -o read_ahead_kb: the kernel takes the smaller of its bdi's read-ahead
+ * and INIT's max_readahead, so a larger one is set on the bdi, once the
+ * INIT reply (handled as it is written) has settled it. The READs it makes
+ * are still at most max_pages. Failing is not fatal: the default stays. */
+static void set_read_ahead(fsp_session *s)
+{
+	char path[80], val[24];
+	int fd, n, rc = 0;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", s->dev_major,
+		 s->dev_minor);
+	n = snprintf(val, sizeof(val), "%u\n", s->cfg.read_ahead_kb);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)n) != n)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		fsp_log(1, "read_ahead_kb=%u: %s: %s; the kernel's read-ahead stays",
+			s->cfg.read_ahead_kb, path, strerror(-rc));
 }
 
 int fsp__init_negotiate(fsp_session *s)
@@ -154,6 +178,8 @@ int fsp__init_negotiate(fsp_session *s)
 		io.major = FW_KERNEL_VERSION;
 		io.minor = FW_KERNEL_MINOR_VERSION;
 		io.max_readahead = ii.max_readahead;
+		if ((uint64_t)s->cfg.read_ahead_kb * 1024 > io.max_readahead)
+			io.max_readahead = s->cfg.read_ahead_kb * 1024u;
 		io.flags = (uint32_t)agreed;
 		io.flags2 = (uint32_t)(agreed >> 32);
 		io.max_background = 64;
@@ -175,6 +201,8 @@ int fsp__init_negotiate(fsp_session *s)
 			goto out;
 		}
 		s->init_done = true;
+		if (s->cfg.read_ahead_kb && (s->dev_major || s->dev_minor))
+			set_read_ahead(s);
 		if (s->cfg.debug)
 			fsp_log(3, "INIT: protocol 7.%u, flags 0x%llx, max_write %u",
 				s->proto_minor, (unsigned long long)agreed, max_write);

@@ -52,6 +52,7 @@ void fsp_config_help(void)
 	      "     threads=N              most workers running callbacks at once, per queue\n"
 	      "                            (default: 4 per CPU, 4 to 32)\n"
 	      "     max_write=BYTES        largest write request (default 1M)\n"
+	      "     read_ahead_kb=N        read-ahead of the mount (root; default 128)\n"
 	      "     spin=US                poll for the next request this long (default 50)\n"
 	      "     io_uring=auto|on|off   FUSE over io_uring where the kernel offers it\n"
 	      "                            (default auto: on machines of 8 CPUs or more)\n"
@@ -204,6 +205,12 @@ static int one_option(struct fsp_config *c, char *opt, fsp_opt_hook hook, void *
 		if (parse_size(value, &n) < 0 || n < 1 || n > 1024)
 			return bad_value(key, value, "ring entries per queue, 1 to 1024");
 		c->uring_depth = (unsigned)n;
+		return 0;
+	}
+	if (!strcmp(key, "read_ahead_kb")) {
+		if (parse_size(value, &n) < 0 || n > 1u << 20)
+			return bad_value(key, value, "kibibytes, 0 to 1048576");
+		c->read_ahead_kb = (unsigned)n;
 		return 0;
 	}
 	if (!strcmp(key, "max_write")) {

@@ -44,6 +44,9 @@ struct fsp_config {
 	int writeback_cache;     /* -o writeback_cache: the kernel caches writes */
 	int auto_unmount;        /* unused by the library for now; accepted */
 	unsigned max_write;      /* -o max_write=BYTES (default 1 MiB) */
+	unsigned read_ahead_kb;  /* -o read_ahead_kb=N: the mount's read-ahead, set
+				    on its bdi after INIT (needs root; 0 = the
+				    kernel's default, 128) */
 	double entry_timeout;    /* -o entry_timeout=S (default 1.0) */
 	double attr_timeout;     /* -o attr_timeout=S (default 1.0) */
 	double negative_timeout; /* -o negative_timeout=S (default 0) */
