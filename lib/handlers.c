@@ -605,6 +605,30 @@ static void h_flush(fsp_req *r)
 	fsp__reply_err(r, rc);
 }
 
+ssize_t fsp_reply_read_iov(fsp_req *r, const struct iovec *iov, int n)
+{
+	struct iovec v[FSP_READ_IOV_MAX + 1];
+	size_t len = 0, max;
+	int rc;
+
+	if (r->opcode != FW_READ || r->replied || n < 0 || n > FSP_READ_IOV_MAX)
+		return -EINVAL;
+	max = BODY(r, struct fw_read_in)->size;
+	if (max > r->s->bufsize)
+		max = r->s->bufsize;
+	for (int i = 0; i < n; i++) {
+		len += iov[i].iov_len;
+		v[i + 1] = iov[i];
+	}
+	if (len > max)
+		return -EINVAL;
+	rc = fsp__reply_iov(r, v, n + 1);
+	if (rc < 0)
+		return rc;
+	FSP__STAT_ADD(r->w->st.bytes_read, (uint64_t)len);
+	return (ssize_t)len;
+}
+
 static void h_read(fsp_req *r)
 {
 	const struct fw_read_in *in = BODY(r, struct fw_read_in);
@@ -622,6 +646,8 @@ static void h_read(fsp_req *r)
 		return;
 	ssize_t n = r->s->ops.read(r, o.obj, o.fh, r->w->outbuf, size, (off_t)in->offset);
 	put_open(r, &o);
+	if (r->replied)
+		return;   /* fsp_reply_read_iov sent it */
 	if (n < 0) {
 		fsp__reply_err(r, (int)n);
 		return;

@@ -27,6 +27,19 @@ FSP_API int fsp_req_groups(const fsp_req *r, gid_t *list, int n);
  * got a signal). A long callback polls this and returns -EINTR early. */
 FSP_API int fsp_req_interrupted(const fsp_req *r);
 
+/* From a read callback only: send the data straight from the file
+ * system's own memory, iov[0..n) in order (n <= FSP_READ_IOV_MAX), instead
+ * of copying it into the buffer read was given: the reply is written from
+ * there into the kernel, one copy instead of two. The memory must stay
+ * valid and unchanged until this returns (hold the lock that guards it
+ * across the call). At most the size read was asked for is sent; more is
+ * -EINVAL and nothing is sent. Returns the number of bytes sent, which the
+ * read callback then returns, or a negative errno (also returned by read;
+ * -ENOENT: the request was interrupted and needs no answer). */
+#define FSP_READ_IOV_MAX 512
+struct iovec;
+FSP_API ssize_t fsp_reply_read_iov(fsp_req *r, const struct iovec *iov, int n);
+
 /* The session serving this request; never NULL. */
 FSP_API fsp_session *fsp_req_session(const fsp_req *r);
 
