@@ -64,7 +64,11 @@ const char *fsp_req_opname(const fsp_req *r) { return fsp__opname(r->opcode); }
 
 int fsp_req_interrupted(const fsp_req *r)
 {
-	return atomic_load_explicit(&r->w->interrupted, memory_order_relaxed) == r->in->unique;
+	/* a session that is ending interrupts everything: a callback that
+	 * waits (SETLKW) must not hold up the join of its worker */
+	return atomic_load_explicit(&r->w->interrupted, memory_order_relaxed) == r->in->unique ||
+	       atomic_load_explicit(&r->s->dead, memory_order_relaxed) ||
+	       atomic_load_explicit(&r->s->stopping, memory_order_relaxed);
 }
 
 int fsp_req_groups(const fsp_req *r, gid_t *list, int n)

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/xattr.h>
 
 #define BODY(r, type) ((const type *)(r)->body)
@@ -132,7 +133,7 @@ static int make_handle(fsp_req *r, struct fsp__node *node, const struct fsp_open
 	oo->open_flags = fopen_flags(o->flags);
 	/* Without a flush callback a FLUSH per close(2) would be a wasted
 	 * round trip. */
-	if (!is_dir && !r->s->ops.flush)
+	if (!is_dir && !r->s->ops.flush && !(r->s->flags & FW_INIT_POSIX_LOCKS))
 		oo->open_flags |= FW_FOPEN_NOFLUSH;
 	if (o->flags & FSP_OPEN_PASSTHROUGH)
 		oo->backing_id = o->backing_id;
@@ -584,6 +585,13 @@ static void h_release(fsp_req *r)
 {
 	const struct fw_release_in *in = BODY(r, struct fw_release_in);
 	bool is_dir = r->opcode == FW_RELEASEDIR;
+	struct open_ref o;
+	if (!is_dir && (in->release_flags & FW_RELEASE_FLOCK_UNLOCK) && r->s->ops.flock &&
+	    get_open(r, r->in->nodeid, in->fh, false, &o) == 0) {
+		/* the open's flock lock ends with it; the kernel sends no unlock */
+		r->s->ops.flock(r, o.obj, o.fh, LOCK_UN);
+		put_open(r, &o);
+	}
 	int rc = fsp__handle_release(r->s->handles, in->fh, is_dir);
 	if (rc < 0)
 		fsp_log(1, "%s of unknown handle %llu", fsp__opname(r->opcode),
@@ -595,12 +603,25 @@ static void h_flush(fsp_req *r)
 {
 	const struct fw_flush_in *in = BODY(r, struct fw_flush_in);
 	struct open_ref o;
+	bool locks = (r->s->flags & FW_INIT_POSIX_LOCKS) && r->s->ops.setlk;
 	/* ENOSYS: the kernel sends no FLUSH any more (opens made without
 	 * asking have no FOPEN_NOFLUSH) */
-	NEED_OP(r, flush);
+	if (!locks)
+		NEED_OP(r, flush);
 	if (!need_open(r, in->fh, false, &o))
 		return;
-	int rc = r->s->ops.flush(r, o.obj, o.fh, in->lock_owner);
+	int rc = 0;
+	if (locks) {
+		/* a close ends the owner's record locks on the file (POSIX);
+		 * the kernel leaves that to the FLUSH */
+		struct fsp_lock lk = { .type = F_UNLCK, .start = 0, .end = FSP_LOCK_END };
+		rc = r->s->ops.setlk(r, o.obj, o.fh, in->lock_owner, &lk, 0);
+	}
+	if (r->s->ops.flush) {
+		int frc = r->s->ops.flush(r, o.obj, o.fh, in->lock_owner);
+		if (rc == 0)
+			rc = frc;
+	}
 	put_open(r, &o);
 	fsp__reply_err(r, rc);
 }
@@ -804,6 +825,85 @@ static void do_readdir(fsp_req *r, bool plus)
 static void h_readdir(fsp_req *r) { do_readdir(r, false); }
 static void h_readdirplus(fsp_req *r) { do_readdir(r, true); }
 
+/* ---- locks ---- */
+
+/* The lock of a GETLK/SETLK/SETLKW; replies EIO and returns false when the
+ * kernel's description is not one. */
+static bool lock_in(fsp_req *r, const struct fw_file_lock *w, struct fsp_lock *lk)
+{
+	if ((w->type != F_RDLCK && w->type != F_WRLCK && w->type != F_UNLCK) ||
+	    w->start > (uint64_t)INT64_MAX || w->end > (uint64_t)INT64_MAX || w->end < w->start) {
+		fsp_log(1, "%s: malformed lock (type %u, %llu..%llu)", fsp__opname(r->opcode),
+			w->type, (unsigned long long)w->start, (unsigned long long)w->end);
+		fsp__reply_err(r, -EIO);
+		return false;
+	}
+	lk->type = (int)w->type;
+	lk->start = (off_t)w->start;
+	lk->end = (off_t)w->end;
+	lk->pid = (pid_t)w->pid;
+	return true;
+}
+
+static void h_getlk(fsp_req *r)
+{
+	const struct fw_lk_in *in = BODY(r, struct fw_lk_in);
+	struct fw_lk_out lo;
+	struct fsp_lock lk;
+	struct open_ref o;
+
+	NEED_OP(r, getlk);
+	if (!lock_in(r, &in->lk, &lk) || !need_open(r, in->fh, false, &o))
+		return;
+	int rc = r->s->ops.getlk(r, o.obj, o.fh, in->owner, &lk);
+	put_open(r, &o);
+	memset(&lo, 0, sizeof(lo));
+	lo.lk.type = F_UNLCK;
+	if (rc == 0 && lk.type != F_UNLCK) {
+		if ((lk.type != F_RDLCK && lk.type != F_WRLCK) || lk.start < 0 ||
+		    lk.end < lk.start) {
+			fsp_log(0, "GETLK: file system returned a malformed lock");
+			rc = -EIO;
+		}
+		lo.lk.type = (uint32_t)lk.type;
+		lo.lk.start = (uint64_t)lk.start;
+		lo.lk.end = (uint64_t)lk.end;
+		lo.lk.pid = lk.pid > 0 ? (uint32_t)lk.pid : 0;
+	}
+	if (rc < 0)
+		fsp__reply_err(r, rc);
+	else
+		fsp__reply_buf(r, &lo, sizeof(lo));
+}
+
+/* SETLK and SETLKW (waits); FW_LK_FLOCK: flock(2) semantics. */
+static void h_setlk(fsp_req *r)
+{
+	const struct fw_lk_in *in = BODY(r, struct fw_lk_in);
+	int wait = r->opcode == FW_SETLKW;
+	bool flock = in->lk_flags & FW_LK_FLOCK;
+	struct fsp_lock lk;
+	struct open_ref o;
+	int rc;
+
+	if (flock)
+		NEED_OP(r, flock);
+	else
+		NEED_OP(r, setlk);
+	if (!lock_in(r, &in->lk, &lk) || !need_open(r, in->fh, false, &o))
+		return;
+	if (flock) {
+		int op = lk.type == F_RDLCK ? LOCK_SH : lk.type == F_WRLCK ? LOCK_EX : LOCK_UN;
+		if (!wait && op != LOCK_UN)
+			op |= LOCK_NB;
+		rc = r->s->ops.flock(r, o.obj, o.fh, op);
+	} else {
+		rc = r->s->ops.setlk(r, o.obj, o.fh, in->owner, &lk, wait);
+	}
+	put_open(r, &o);
+	fsp__reply_err(r, rc);
+}
+
 /* ---- file system wide ---- */
 
 static void h_statfs(fsp_req *r)
@@ -943,6 +1043,7 @@ static void h_removexattr(fsp_req *r)
 /* Valid replies, per op: entry ops -> fw_entry_out or error; OPEN/OPENDIR ->
  * fw_open_out; CREATE/TMPFILE -> entry_out + open_out; READ/READDIR*/
 /* READLINK/GETXATTR/LISTXATTR -> data; WRITE/COPY_FILE_RANGE -> write_out;
+ * GETLK -> fw_lk_out;
  * everything else -> error only (0 = success). INIT is handled by dispatch.c. */
 const struct fsp__op_desc fsp__ops_table[FSP__OPCODE_MAX] = {
 	OP0(FW_LOOKUP, h_lookup, N),
@@ -972,6 +1073,9 @@ const struct fsp__op_desc fsp__ops_table[FSP__OPCODE_MAX] = {
 	OP(FW_READDIR, h_readdir, struct fw_read_in, 0),
 	OP(FW_RELEASEDIR, h_release, struct fw_release_in, 0),
 	OP(FW_FSYNCDIR, h_fsync, struct fw_fsync_in, 0),
+	OP(FW_GETLK, h_getlk, struct fw_lk_in, 0),
+	OP(FW_SETLK, h_setlk, struct fw_lk_in, 0),
+	OP(FW_SETLKW, h_setlk, struct fw_lk_in, 0),
 	OP(FW_ACCESS, h_access, struct fw_access_in, N),
 	OP(FW_CREATE, h_create, struct fw_create_in, N),
 	OP(FW_INTERRUPT, h_interrupt, struct fw_interrupt_in, NR),

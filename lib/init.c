@@ -63,6 +63,12 @@ static uint64_t wanted_flags(const fsp_session *s)
 		f |= FW_INIT_PASSTHROUGH;
 	if (s->cfg.handle_killpriv)
 		f |= FW_INIT_HANDLE_KILLPRIV_V2;
+	/* locks reach the file system only when it takes them; otherwise the
+	 * kernel keeps them (local to this mount) */
+	if (s->ops.getlk && s->ops.setlk)
+		f |= FW_INIT_POSIX_LOCKS;
+	if (s->ops.flock)
+		f |= FW_INIT_FLOCK_LOCKS;
 	/* no-open: O_TRUNC must come as a SETATTR, since no OPEN carries it */
 	if (s->cfg.no_open)
 		f = (f & ~FW_INIT_ATOMIC_O_TRUNC) | FW_INIT_NO_OPEN_SUPPORT;

@@ -157,6 +157,9 @@ static const struct fsp_operations ptfs_ops = {
 	.removexattr = pt_removexattr,
 	.access = pt_access,
 	.stats = pt_stats,
+	.getlk = pt_getlk,
+	.setlk = pt_setlk,
+	.flock = pt_flock,
 };
 
 /* ---- start-up ---- */

@@ -28,12 +28,6 @@
 
 #define NODE(o) ((struct pt_node *)(o))
 
-struct pt_file {
-	int fd;          /* backing descriptor, or -1 with passthrough */
-	int flags;       /* the open(2) flags of this open */
-	bool backing;    /* holds one of the node's backing_opens */
-};
-
 #define PASS_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME | O_TRUNC)
 
 /* Flags for our backing open: no O_CREAT/O_EXCL (handled apart), no
@@ -166,6 +160,7 @@ static int finish_open(struct pt_node *n, int ofd, int flags, struct fsp_open_ou
 	}
 	f->fd = ofd;
 	f->flags = flags;
+	atomic_init(&f->lock_fd, -1);
 	int rc = attach_backing(n, ofd, f, o);
 	if (rc < 0) {
 		close(ofd);
@@ -176,6 +171,9 @@ static int finish_open(struct pt_node *n, int ofd, int flags, struct fsp_open_ou
 		close(ofd);   /* the kernel keeps its own reference */
 		f->fd = -1;
 	}
+	pthread_mutex_lock(&n->lock);
+	n->opens++;
+	pthread_mutex_unlock(&n->lock);
 	o->fh = f;
 	return 0;
 }
@@ -414,9 +412,13 @@ void pt_release(fsp_session *s, void *obj, void *fh, int flags)
 	if (!f)
 		return;
 	if (f->fd >= 0)
-		close(f->fd);
+		close(f->fd);   /* ends this open's flock lock */
+	int lfd = atomic_load(&f->lock_fd);
+	if (lfd >= 0)
+		close(lfd);
 	if (f->backing)
 		detach_backing(NODE(obj));
+	pt_locks_drop(NODE(obj));
 	free(f);
 }
 

@@ -17,7 +17,8 @@
  * Files: main.c (options, start, daemon, callback table), node.c (node table,
  * handles, descriptor cache), creds.c (per-thread caller credentials),
  * ops_node.c (names and attributes), ops_file.c (open files, passthrough),
- * ops_dir.c (directory listings).
+ * ops_dir.c (directory listings), ops_lock.c (record locks and flock on the
+ * backing files).
  *
  * Locks: an open directory's lock (ops_dir.c) is held across the lookups of
  * a listing, which take a table shard lock and a cache shard lock (node.c),
@@ -63,6 +64,19 @@ struct pt_node {
 	pthread_mutex_t lock;
 	int backing_id;
 	unsigned backing_opens;
+	/* Also guarded by lock: the opens of the node (its last release ends
+	 * every lock on it) and the lock owners' descriptors (ops_lock.c). */
+	unsigned opens;
+	struct pt_lockowner *owners;
+};
+
+/* One open of a regular file (the per-open value of open/create/tmpfile). */
+struct pt_file {
+	int fd;          /* backing descriptor, or -1 with passthrough */
+	int flags;       /* the open(2) flags of this open */
+	bool backing;    /* holds one of the node's backing_opens */
+	atomic_int lock_fd; /* passthrough: descriptor for flock, opened on first
+			     * use (-1 before); otherwise unused (fd serves) */
 };
 
 enum { PT_AUTO, PT_ON, PT_OFF };
@@ -177,6 +191,15 @@ ssize_t pt_copy_file_range(fsp_req *r, void *obj_in, void *fh_in, off_t off_in, 
 /* The descriptor of an open file for fstat/ftruncate, or -1 (passthrough). */
 int pt_file_fd(void *fh);
 void pt_passthrough_probe(fsp_session *s);
+
+/* ---- ops_lock.c ---- */
+int pt_getlk(fsp_req *r, void *obj, void *fh, uint64_t owner, struct fsp_lock *lk);
+int pt_setlk(fsp_req *r, void *obj, void *fh, uint64_t owner, const struct fsp_lock *lk,
+	     int wait);
+int pt_flock(fsp_req *r, void *obj, void *fh, int op);
+/* An open of n was released (ops_file.c): at the last one, every lock
+ * owner's descriptor on n is closed. */
+void pt_locks_drop(struct pt_node *n);
 
 /* ---- ops_dir.c ---- */
 int pt_opendir(fsp_req *r, void *obj, int flags, struct fsp_open_out *o);

@@ -105,6 +105,16 @@ struct fsp_setattr {
 #define FSP_WRITE_CACHE        (1u << 0) /* from the page cache (delayed write) */
 #define FSP_WRITE_KILL_SUIDGID (1u << 1) /* clear set-id bits */
 
+/* A byte-range lock (getlk/setlk), as fcntl(2) record locks describe one. */
+struct fsp_lock {
+	int type;     /* F_RDLCK, F_WRLCK or F_UNLCK */
+	off_t start;  /* first byte */
+	off_t end;    /* last byte, inclusive; FSP_LOCK_END: to the end, however far */
+	pid_t pid;    /* in: the caller's process (0 for unlocks); getlk's answer:
+		       * the process holding the conflicting lock, 0 if unknown */
+};
+#define FSP_LOCK_END ((off_t)INT64_MAX)
+
 struct fsp_operations {
 	/* Called once when the kernel has accepted the session, before any other
 	 * callback. May be NULL. */
@@ -215,6 +225,35 @@ struct fsp_operations {
 	 * Write at most size bytes into buf, return the length. Any thread; must
 	 * not block for long. NULL ok. */
 	size_t (*stats)(fsp_session *s, char *buf, size_t size);
+
+	/* Record locks (fcntl F_GETLK/F_SETLK/F_SETLKW, and lockf). Asked of
+	 * the file system only when both getlk and setlk are set; otherwise the
+	 * kernel keeps record locks to itself (they then do not reach whatever
+	 * lies behind the file system). owner names the lock owner (a process's
+	 * file table): an owner's locks on obj are one set, merged and split as
+	 * fcntl(2) says, across all its opens of obj, never in conflict with each
+	 * other. fh is the open the request came through. When an owner closes
+	 * any descriptor of obj, its locks on obj end: the library calls setlk
+	 * with F_UNLCK from 0 to FSP_LOCK_END for that owner before flush (the
+	 * kernel sends no unlock of its own). After the last release of obj no
+	 * lock on it is left.
+	 * getlk: *lk is the lock the caller would set. Leave lk->type F_UNLCK
+	 * when it could be set; otherwise fill *lk with one lock in its way.
+	 * setlk: set *lk, or clear the range with F_UNLCK. wait 0: -EAGAIN when
+	 * another owner's lock is in the way. wait 1 (F_SETLKW): block until it
+	 * can be set, as long as it takes (the engine serves other requests
+	 * meanwhile), but return -EINTR soon after fsp_req_interrupted(r)
+	 * becomes true (the caller got a signal, or the session is ending):
+	 * poll it at least every 10 ms. */
+	int (*getlk)(fsp_req *r, void *obj, void *fh, uint64_t owner, struct fsp_lock *lk);
+	int (*setlk)(fsp_req *r, void *obj, void *fh, uint64_t owner, const struct fsp_lock *lk,
+		     int wait);
+	/* flock(2) locks; asked of the file system only when set. A flock lock
+	 * belongs to one open (fh). op: LOCK_SH, LOCK_EX or LOCK_UN, with
+	 * LOCK_NB unless the caller waits (then the rule of setlk's wait 1
+	 * holds). The library calls flock(LOCK_UN) before the release of an
+	 * open that took one. */
+	int (*flock)(fsp_req *r, void *obj, void *fh, int op);
 };
 
 #endif

@@ -24,7 +24,8 @@ FSP_API mode_t fsp_req_umask(const fsp_req *r);
 FSP_API int fsp_req_groups(const fsp_req *r, gid_t *list, int n);
 
 /* Non-zero once the kernel has asked to interrupt this request (the caller
- * got a signal). A long callback polls this and returns -EINTR early. */
+ * got a signal), or once the session is ending (unmounted, aborted). A long
+ * callback polls this and returns -EINTR early. */
 FSP_API int fsp_req_interrupted(const fsp_req *r);
 
 /* From a read callback only: send the data straight from the file
