@@ -6,6 +6,8 @@
  *   fsp-bench stat DIR [N]         stat N existing names (after creating them)
  *   fsp-bench seqwrite FILE [MiB]  sequential 1 MiB writes, then fsync
  *   fsp-bench seqread FILE         sequential 1 MiB reads of the whole file
+ *   fsp-bench suite DIR [options]  WinFsp's fsbench list, one line per test
+ *                                  (suite.c; bench/run.py runs it everywhere)
  *
  * Output: one line "name value unit" (ops/s or MB/s), machine-friendly.
  * Exit: 0 ok, 1 an operation failed (message names it), 2 bad usage. */
@@ -17,6 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "suite.h"
 
 static double now(void)
 {
@@ -135,6 +139,17 @@ int main(int argc, char **argv)
 		      "  stat DIR [N]          stat N names (created first; default 20000)\n"
 		      "  seqwrite FILE [MiB]   sequential 1 MiB writes, then fsync (default 1024)\n"
 		      "  seqread FILE          sequential 1 MiB reads of the whole file\n"
+		      "  suite DIR [OPTIONS]   WinFsp's fsbench list (file_create ... mmap_read),\n"
+		      "                        one line per test, in DIR/fsp-bench.PID\n"
+		      "\n"
+		      "Options of suite (sizes take K, M, G):\n"
+		      "  --files N             files and directories per test (default 1000)\n"
+		      "  --iter K              passes of the repeated name tests (default 10)\n"
+		      "  --list L              listings of the N-file directory (default 100)\n"
+		      "  --rdwr-size BYTES     file size of the read/write tests (default 4M)\n"
+		      "  --passes P            passes over it per test (default 100)\n"
+		      "  --large BYTES         the large block (default 1M)\n"
+		      "  --page BYTES          the page-size block (default: the page size)\n"
 		      "\n"
 		      "Options:\n"
 		      "  -h, --help            print this help and exit\n"
@@ -147,6 +162,8 @@ int main(int argc, char **argv)
 		puts("fsp-bench (fsp) 0.1.0");
 		return 0;
 	}
+	if (argc >= 2 && !strcmp(argv[1], "suite"))
+		return bench_suite(argc - 1, argv + 1);
 	if (argc >= 2 && argv[1][0] == '-') {
 		fprintf(stderr, "fsp-bench: unknown option '%s' (see --help)\n", argv[1]);
 		return 2;
