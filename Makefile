@@ -126,12 +126,12 @@ check-quick: all
 
 debug:
 	$(MAKE) BUILD=build-debug OPT=-O0 SAN="-DFSP_DEBUG"
-# Side-by-side numbers against tmpfs and Debian's FUSE file systems (never
-# part of check). BENCH_ARGS=--quick for a short run.
+# Side-by-side numbers against tmpfs, ext4 and Debian's FUSE file systems
+# (never part of check; the runner apt-gets bindfs, fuse-overlayfs, mergerfs
+# and python3-matplotlib if missing). BENCH_ARGS="--quick --rounds N
+# --targets LIST"; results in bench/results/ (bench.csv, .json, .md, .png).
 bench: all
-	@command -v bindfs >/dev/null && command -v fuse-overlayfs >/dev/null || \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bindfs fuse-overlayfs bc >/dev/null
-	@BUILD=$(CURDIR)/$(BUILD) sh bench/compare.sh $(BENCH_ARGS)
+	@BUILD=$(CURDIR)/$(BUILD) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 # libFuzzer over the whole request path with fsp-memfs behind it (clang).
 # FUZZ_SECONDS=N runs that long; make check runs a short budget.
