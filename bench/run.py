@@ -293,6 +293,7 @@ class Bench:
         targets = a.targets
         started = datetime.datetime.now(datetime.timezone.utc)
         load0 = os.getloadavg()
+        log("work directory %s" % self.work)
         for t in targets:
             if t in a.dirs:
                 self.mounts[t] = a.dirs[t]

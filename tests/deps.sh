@@ -46,6 +46,7 @@ dpkg-deb dpkg
 man man-db
 unshare util-linux
 /sbin/mount.fuse3 fuse3
+/usr/lib/python3/dist-packages/matplotlib python3-matplotlib
 "
 
 PATH="$PATH:/usr/sbin:/sbin"
