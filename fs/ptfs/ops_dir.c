@@ -8,7 +8,11 @@
  *
  * Invariants: the state of one open directory is guarded by its lock; in plus
  * mode each entry but "." and ".." is looked up (one reference handed over
- * per entry the buffer took, none for the others).
+ * per entry the buffer took, none for the others). A listing is never
+ * silently short: a record that cannot be added ends the answer before it,
+ * and an answer that would start with it is that error (ENOMEM, ...); only
+ * a name removed since getdents is left out. An entry whose lookup fails
+ * (permission, ...) is still listed, by name only.
  */
 #include "ptfs_i.h"
 #include <dirent.h>
@@ -81,7 +85,8 @@ static bool is_dot(const char *name)
 	return name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0));
 }
 
-/* Add one record: 0 added or skipped, 1 no room. */
+/* Add one record: 0 added, 2 left out (removed since getdents), 1 no room,
+ * or a negative errno (nothing added). */
 static int add_entry(struct pt_dir *d, const struct ld64 *de, bool plus, fsp_dirbuf *db)
 {
 	const char *name = de->d_name;
@@ -95,17 +100,16 @@ static int add_entry(struct pt_dir *d, const struct ld64 *de, bool plus, fsp_dir
 		e.attr_timeout = pt.attr_timeout;
 		rc = pt_lookup_at(d->fd, name, &e);
 		if (rc == -ENOENT)
-			return 0;   /* removed since getdents: not listed */
+			return 2;   /* removed since getdents: not listed */
 		if (rc == 0) {
 			rc = fsp_dirbuf_add_plus(db, name, &e, (off_t)de->d_off);
 			if (rc != 0)
 				pt_node_unref(e.obj, 1);  /* not handed over */
-			return rc == 1 ? 1 : 0;
+			return rc;
 		}
 		/* no entry (permission, ...): the plain name still lists */
 	}
-	rc = fsp_dirbuf_add(db, name, de->d_ino, type, (off_t)de->d_off);
-	return rc == 1 ? 1 : 0;
+	return fsp_dirbuf_add(db, name, de->d_ino, type, (off_t)de->d_off);
 }
 
 int pt_readdir(fsp_req *r, void *obj, void *fh, off_t off, fsp_dirbuf *db)
@@ -143,11 +147,19 @@ int pt_readdir(fsp_req *r, void *obj, void *fh, off_t off, fsp_dirbuf *db)
 			d->pos = 0;
 		}
 		const struct ld64 *de = (const struct ld64 *)(d->buf + d->pos);
-		if (add_entry(d, de, plus, db) == 1)
+		int arc = add_entry(d, de, plus, db);
+		if (arc < 0) {
+			/* what was added goes; this record is asked for next,
+			 * and fails then if it still does */
+			rc = added ? 0 : arc;
+			break;
+		}
+		if (arc == 1)
 			break;   /* no room: this record is the next one asked for */
 		d->pos += de->d_reclen;
 		d->next = (off_t)de->d_off;
-		added++;
+		if (arc == 0)
+			added++;   /* an answer of no entries would mean the end */
 	}
 out:
 	pt_creds_leave(&c);
