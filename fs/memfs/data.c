@@ -110,6 +110,7 @@ static int bmap_slot(struct memfs *fs, struct memfs_bmap *m, uint64_t idx, void 
 #endif
 #endif
 
+#ifndef BLOCKS_MALLOC
 #define SLAB_SIZE ((size_t)2 << 20)
 
 struct slab {
@@ -146,6 +147,7 @@ static char *slab_map(void)
 #endif
 	return a;
 }
+#endif
 
 static void *block_alloc(void)
 {
