@@ -62,9 +62,9 @@ int pt_opendir(fsp_req *r, void *obj, int flags, struct fsp_open_out *o)
 	} else if (pt_dir_gone(fd)) {
 		dfd = -ESTALE;   /* removed behind the mount: look it up again */
 	} else {
-		dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0)
-			dfd = -errno;
+		/* through our magic link, not "." (which needs search
+		 * permission): opening a directory needs only read */
+		dfd = pt_reopen(fd, O_RDONLY | O_DIRECTORY);
 	}
 	pt_creds_leave(&c);
 	pt_node_fd_put(n);

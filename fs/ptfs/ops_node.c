@@ -9,6 +9,11 @@
  * followed are our own /proc/self/fd/N of node descriptors.
  * Node descriptors are taken (as the daemon) before the caller's credentials
  * are put on, and given back after they are taken off.
+ * What the kernel has already decided is not asked again as the caller: an
+ * operation through an open file (ftruncate) was allowed by the open, and
+ * the set-id bits the kernel clears after a write are cleared by the
+ * daemon (as the backing file system does for any writer), not by a chmod
+ * that only the owner may make.
  */
 #include "ptfs_i.h"
 #include <errno.h>
@@ -241,12 +246,16 @@ int pt_getattr(fsp_req *r, void *obj, void *fh, struct stat *st)
 	return rc;
 }
 
+/* Truncate through fd (an O_PATH descriptor of the node) or the open fh.
+ * Called as the caller without fh, as the daemon with an fh open for
+ * writing: the permission came with the open (a file created with mode 0
+ * may be truncated through the descriptor that created it). */
 static int truncate_node(int fd, void *fh, off_t size)
 {
 	int ffd = fh ? pt_file_fd(fh) : -1;
 	if (ffd >= 0 && ftruncate(ffd, size) == 0)
 		return 0;
-	/* no descriptor of ours open for writing: open one as the caller */
+	/* no descriptor of ours open for writing (passthrough): open one */
 	int w = pt_reopen(fd, O_WRONLY);
 	if (w < 0)
 		return w;
@@ -258,27 +267,51 @@ static int truncate_node(int fd, void *fh, off_t size)
 int pt_setattr(fsp_req *r, void *obj, void *fh, const struct fsp_setattr *sa, struct stat *st)
 {
 	struct pt_node *n = NODE(obj);
-	struct pt_creds c;
+	struct pt_creds c = { 0 };
+	struct stat cur;
 	char nm[16];
+	uint32_t valid = sa->valid;
 	int fd, rc;
 
 	fd = pt_node_fd(n);
 	if (fd < 0)
 		return fd;
+	if ((valid & FSP_SET_SIZE) && fh && S_ISREG(n->type) &&
+	    (((struct pt_file *)fh)->flags & O_ACCMODE) != O_RDONLY) {
+		/* ftruncate: allowed by the open, as the daemon */
+		rc = truncate_node(fd, fh, sa->size);
+		if (rc < 0)
+			goto out;
+		valid &= ~FSP_SET_SIZE;
+	}
+	if ((valid & FSP_SET_MODE) && !(valid & (FSP_SET_UID | FSP_SET_GID)) &&
+	    !S_ISLNK(n->type) && fsp_session_config(pt.s)->default_permissions && stat_fd(fd, &cur) == 0 &&
+	    (sa->mode & 07777) != (cur.st_mode & 07777) &&
+	    ((cur.st_mode & 07777) & ~(mode_t)(S_ISUID | S_ISGID)) == (sa->mode & 07777)) {
+		/* Only set-id bits go: the kernel clearing them after a write
+		 * or truncate by someone who may not chmod (it refuses a chmod
+		 * by a non-owner itself), as the daemon. */
+		snprintf(nm, sizeof(nm), "%d", fd);
+		if (fchmodat(pt.proc_fd, nm, sa->mode & 07777, 0) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		valid &= ~FSP_SET_MODE;
+	}
 	rc = pt_creds_enter(r, &c);
 	if (rc < 0)
 		goto out;
 	/* Owner first: chown clears set-id bits that a mode in the same
 	 * request may set again. */
-	if (sa->valid & (FSP_SET_UID | FSP_SET_GID)) {
-		uid_t uid = (sa->valid & FSP_SET_UID) ? sa->uid : (uid_t)-1;
-		gid_t gid = (sa->valid & FSP_SET_GID) ? sa->gid : (gid_t)-1;
+	if (valid & (FSP_SET_UID | FSP_SET_GID)) {
+		uid_t uid = (valid & FSP_SET_UID) ? sa->uid : (uid_t)-1;
+		gid_t gid = (valid & FSP_SET_GID) ? sa->gid : (gid_t)-1;
 		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 			rc = -errno;
 			goto out;
 		}
 	}
-	if (sa->valid & FSP_SET_MODE) {
+	if (valid & FSP_SET_MODE) {
 		if (S_ISLNK(n->type)) {
 			rc = -EOPNOTSUPP;
 			goto out;
@@ -290,7 +323,7 @@ int pt_setattr(fsp_req *r, void *obj, void *fh, const struct fsp_setattr *sa, st
 			goto out;
 		}
 	}
-	if (sa->valid & FSP_SET_SIZE) {
+	if (valid & FSP_SET_SIZE) {
 		if (!S_ISREG(n->type)) {
 			rc = S_ISDIR(n->type) ? -EISDIR : -EINVAL;
 			goto out;
@@ -299,19 +332,19 @@ int pt_setattr(fsp_req *r, void *obj, void *fh, const struct fsp_setattr *sa, st
 		if (rc < 0)
 			goto out;
 	}
-	if (sa->valid & (FSP_SET_ATIME | FSP_SET_MTIME)) {
+	if (valid & (FSP_SET_ATIME | FSP_SET_MTIME)) {
 		struct timespec ts[2];
 		ts[0].tv_sec = 0;
 		ts[0].tv_nsec = UTIME_OMIT;
 		ts[1] = ts[0];
-		if (sa->valid & FSP_SET_ATIME) {
+		if (valid & FSP_SET_ATIME) {
 			ts[0] = sa->atime;
-			if (sa->valid & FSP_SET_ATIME_NOW)
+			if (valid & FSP_SET_ATIME_NOW)
 				ts[0].tv_nsec = UTIME_NOW;
 		}
-		if (sa->valid & FSP_SET_MTIME) {
+		if (valid & FSP_SET_MTIME) {
 			ts[1] = sa->mtime;
-			if (sa->valid & FSP_SET_MTIME_NOW)
+			if (valid & FSP_SET_MTIME_NOW)
 				ts[1].tv_nsec = UTIME_NOW;
 		}
 		if (utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
