@@ -117,6 +117,10 @@ class Bench:
 
     # --- cleanup -----------------------------------------------------------
     def cleanup(self):
+        # a second signal must not cut the cleanup short (it would leave
+        # mounts behind): from here on they are ignored
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
         progress.clear()
         if self.uring_old is not None:
             self.put_uring_back()
