@@ -287,6 +287,17 @@ int main(int argc, char **argv)
 		if (fsname && !strpbrk(fsname, ", \t\n\\"))
 			cfg.fsname = fsname;
 	}
+	if (cfg.writeback_cache) {
+		/* Refused rather than wrong: with a writeback cache the kernel
+		 * keeps its own mtime, ctime and size, which then differ from
+		 * SOURCE's, and the set-id bits a non-owner's write must clear
+		 * stay (the write is refused instead). */
+		fsp_log(0, "-o writeback_cache is not supported: the kernel's cached times and "
+			"sizes would differ from %s's, and writes by non-owners would not clear "
+			"set-id bits", pt.source);
+		free(fsname);
+		return 2;
+	}
 	pt.switch_creds = cfg.allow_other && geteuid() == 0;
 	pt.writeback = cfg.writeback_cache;
 	pt.entry_timeout = cfg.entry_timeout;

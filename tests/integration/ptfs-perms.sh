@@ -112,3 +112,11 @@ for opts in allow_other allow_other,passthrough=off; do
 	done
 	fs_umount "$M"
 done
+
+step "-o writeback_cache is refused with a message, not mounted wrong"
+mkdir -p "$T/wsrc" "$T/wmnt"
+rc=0
+out=$(timeout 10 "$FSP_PTFS" -f -o writeback_cache "$T/wsrc" "$T/wmnt" 2>&1) || rc=$?
+assert_eq "$rc" 2 "exit status of fsp-ptfs -o writeback_cache"
+assert_match "$out" "writeback_cache is not supported" "its message"
+! is_mounted "$T/wmnt" || fail "fsp-ptfs -o writeback_cache mounted"
