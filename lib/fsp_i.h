@@ -36,6 +36,34 @@
 /* Ends a worker's blocking read() at stop; never sent otherwise. */
 #define FSP__WAKE_SIGNAL (SIGRTMIN + 3)
 
+/* ---- what ThreadSanitizer cannot see (util.c) ----
+ * The kernel orders a reply before the requests it causes (RELEASE after
+ * OPEN's reply, FORGET after LOOKUP's): through system calls TSan models
+ * (/dev/fuse read/write) or through ring memory it does not (io_uring). So
+ * under TSan every transport releases before it hands a reply to the kernel
+ * and acquires after it takes a request; elsewhere these are empty. */
+#if defined(__SANITIZE_THREAD__)
+#define FSP__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FSP__TSAN 1
+#endif
+#endif
+#ifdef FSP__TSAN
+extern atomic_ulong fsp__kernel_order;
+static inline void fsp__kernel_release(void)
+{
+	atomic_fetch_add_explicit(&fsp__kernel_order, 1, memory_order_release);
+}
+static inline void fsp__kernel_acquire(void)
+{
+	(void)atomic_load_explicit(&fsp__kernel_order, memory_order_acquire);
+}
+#else
+static inline void fsp__kernel_release(void) {}
+static inline void fsp__kernel_acquire(void) {}
+#endif
+
 /* ---- small portable helpers (util.c) ---- */
 uint64_t fsp__now_ns(void);          /* CLOCK_MONOTONIC */
 uint32_t fsp__page_size(void);

@@ -52,6 +52,7 @@ static ssize_t read_one(struct dev_chan *d)
 		return -errno;
 	if (n == 0)
 		return -ENODEV;  /* never seen, but don't spin on it */
+	fsp__kernel_acquire();
 	return n;
 }
 
@@ -93,6 +94,7 @@ static int dev_send(struct fsp__chan *c, const struct iovec *iov, int n)
 	size_t want = 0;
 	for (int i = 0; i < n; i++)
 		want += iov[i].iov_len;
+	fsp__kernel_release();
 	ssize_t w = writev(c->fd, iov, n);
 	if (w < 0)
 		return -errno;

@@ -475,6 +475,7 @@ static ssize_t present(struct uchan *c, struct ent *e, char **in, char **out)
 static int uring_commit(struct uchan *c, struct ent *e)
 {
 	c->ch_cur = NULL;
+	fsp__kernel_release();
 	int r = submit_commit(e);
 	/* On failure the SQE may still reach the kernel with a later
 	 * submission, so the entry is not touched again here. */
@@ -628,6 +629,7 @@ static ssize_t uring_recv(struct fsp__chan *fc, uint64_t spin_ns, char **in, cha
 				break;
 			continue;
 		}
+		fsp__kernel_acquire();
 		rc = present(c, e, in, out);
 		break;
 	}

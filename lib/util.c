@@ -5,6 +5,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef FSP__TSAN
+atomic_ulong fsp__kernel_order;
+#endif
+
 uint64_t fsp__now_ns(void)
 {
 	struct timespec ts;

@@ -6,6 +6,10 @@
 . "$(dirname "$0")/../lib.sh"
 need_fs fuse "it runs the daemon under valgrind"
 need_cmd valgrind
+# a daemon under valgrind 3.19 never answers over FUSE over io_uring (seen
+# here: its first request waits for ever); the /dev/fuse run checks memory
+[ "${FSP_TEST_TRANSPORT:-dev}" = dev ] ||
+	skip "a daemon under $(valgrind --version) never answers over FUSE over io_uring; the /dev/fuse run checks memory, sanitizers checks the ring under ASan and TSan"
 
 M=$T/mnt
 FSP_MOUNT_TIMEOUT=90

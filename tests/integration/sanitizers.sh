@@ -138,8 +138,11 @@ M=$T/mnt-valgrind
 LIMIT=200
 FSP_MOUNT_TIMEOUT=90
 # --track-origins=yes explains an uninitialised value; it doubles the time,
-# so add it by hand when a report needs it.
-FS_WRAPPER="valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --child-silent-after-fork=yes --log-file=$T/valgrind.%p" \
+# so add it by hand when a report needs it. Over /dev/fuse in every run: a
+# daemon under valgrind 3.19 never answers over FUSE over io_uring (seen
+# here: its first request waits for ever); ASan and TSan cover the ring.
+[ "${FSP_TEST_TRANSPORT:-dev}" = dev ] || echo "valgrind round: over /dev/fuse (a daemon under valgrind never answers on the ring)"
+FSP_TEST_TRANSPORT=dev FS_WRAPPER="valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --child-silent-after-fork=yes --log-file=$T/valgrind.%p" \
 	fs_mount "$M" threads=2
 if is_quick; then
 	stress valgrind "$M" "${STRESS_ARGS[@]}" --dirs 20 --files 80 --seconds 2 --max-size 512K
