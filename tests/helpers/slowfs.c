@@ -4,6 +4,8 @@
  * The root holds one file, "stats", and answers lookups by name:
  *   block-*   waits while the gate file (-o gate=PATH) exists, then ENOENT;
  *             returns EINTR as soon as the request is interrupted
+ *   stuck-*   waits while the gate file exists, whatever happens (an
+ *             INTERRUPT or the session's end do not end it), then ENOENT
  *   check-*   waits 20 ms, counts the request as wrongly marked if
  *             fsp_req_interrupted() says so (nobody interrupted it), ENOENT
  *   anything else: ENOENT at once
@@ -71,6 +73,11 @@ static int slow_lookup(fsp_req *r, void *dir, const char *name, struct fsp_entry
 			}
 			nap(2);
 		}
+		atomic_fetch_sub(&blocked, 1);
+	} else if (!strncmp(name, "stuck-", 6)) {
+		atomic_fetch_add(&blocked, 1);
+		while (gate && access(gate, F_OK) == 0)
+			nap(2);
 		atomic_fetch_sub(&blocked, 1);
 	} else if (!strncmp(name, "check-", 6)) {
 		nap(20);

@@ -92,13 +92,14 @@ pid_alive "$pa" && fail "the daemon of $A (pid $pa) still runs after fspctl stop
 fs_umount "$A"   # the daemon's exit status: 0
 
 step "fspctl stop --force --timeout: a daemon that does not exit in time is reported"
-# slowfs (tests/helpers) holds a lookup while the gate file exists: the
-# lookup keeps the mount busy, and the daemon cannot end before it returns
+# slowfs (tests/helpers) holds a stuck-* lookup while the gate file exists,
+# even when the session ends: the lookup keeps the mount busy, and the
+# daemon cannot end before it returns
 if is_root && ! is_ptfs_mode; then
 	touch "$T/gate"
 	FSP_MEMFS=$BUILD_DIR/test/slowfs fs_mount "$T/c" "gate=$T/gate"
 	C=$(realpath "$T/c") pc=$(fs_pid "$T/c")
-	stat -- "$C/block-1" >/dev/null 2>&1 &
+	stat -- "$C/stuck-1" >/dev/null 2>&1 &   # a callback that ignores the stop
 	blocker=$!
 	wait_until 10 grep -q "blocked 1" "$C/stats" || fail "the lookup did not reach slowfs"
 	rc=0; "$F" stop "$C" 2>"$T/err" || rc=$?
