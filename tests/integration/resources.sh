@@ -140,7 +140,11 @@ limit_cycle() {
 }
 
 SRC=$(source_tree)
-limit_cycle size=24M "$SRC" size
+# a limit below the tree whatever its size (FSP_QUICK picks a small tree)
+src_kb=$(du -sk "$SRC" | cut -f1)
+limit_kb=$((src_kb / 2))
+[ "$limit_kb" -lt 24576 ] || limit_kb=24576
+limit_cycle size=${limit_kb}K "$SRC" size
 limit_cycle nodes=400 "$SRC" nodes
 
 # --- more than 100,000 open handles -----------------------------------------
